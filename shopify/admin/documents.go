@@ -1,0 +1,132 @@
+package admin
+
+// Every GraphQL document the client sends. Each is a named operation (the name keys the cost
+// estimate in Budget) and TestDocumentsValidate checks all of them against the embedded schema.
+
+const docProduct = `query Product($id: ID!) {
+  product(id: $id) {
+    id title productType vendor status tags createdAt updatedAt
+    media(first: 250) {
+      nodes { id alt status mediaContentType ... on MediaImage { image { url } } }
+    }
+    variants(first: 100) {
+      nodes { id media(first: 1) { nodes { id } } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}`
+
+const docProductVariants = `query ProductVariants($id: ID!, $after: String) {
+  product(id: $id) {
+    variants(first: 100, after: $after) {
+      nodes { id media(first: 1) { nodes { id } } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}`
+
+const docProductsUpdatedSince = `query ProductsUpdatedSince($query: String!, $after: String) {
+  products(first: 50, after: $after, query: $query, sortKey: UPDATED_AT) {
+    nodes { id title createdAt updatedAt }
+    pageInfo { hasNextPage endCursor }
+  }
+}`
+
+const docStagedUploadsCreate = `mutation StagedUploadsCreate($input: [StagedUploadInput!]!) {
+  stagedUploadsCreate(input: $input) {
+    stagedTargets { url resourceUrl parameters { name value } }
+    userErrors { field message }
+  }
+}`
+
+const docFileCreate = `mutation FileCreate($files: [FileCreateInput!]!) {
+  fileCreate(files: $files) {
+    files { id fileStatus alt }
+    userErrors { field message code }
+  }
+}`
+
+const docFileUpdate = `mutation FileUpdate($files: [FileUpdateInput!]!) {
+  fileUpdate(files: $files) {
+    files { id fileStatus alt }
+    userErrors { field message code }
+  }
+}`
+
+const docFindFile = `query FindFile($query: String!) {
+  files(first: 10, query: $query) {
+    nodes {
+      id alt fileStatus
+      ... on MediaImage { image { url } }
+      ... on GenericFile { url }
+    }
+  }
+}`
+
+const docFileStatus = `query FileStatus($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    id
+    ... on File { alt fileStatus }
+    ... on MediaImage { image { url } }
+    ... on GenericFile { url }
+  }
+}`
+
+const docMediaStatus = `query MediaStatus($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    id
+    ... on Media { status }
+  }
+}`
+
+const docProductUpdateMedia = `mutation ProductAddMedia($product: ProductUpdateInput!, $media: [CreateMediaInput!]) {
+  productUpdate(product: $product, media: $media) {
+    product { id media(last: 1) { nodes { id } } }
+    userErrors { field message }
+  }
+}`
+
+const docProductReorderMedia = `mutation ProductReorderMedia($id: ID!, $moves: [MoveInput!]!) {
+  productReorderMedia(id: $id, moves: $moves) {
+    job { id done }
+    mediaUserErrors { field message code }
+  }
+}`
+
+const docJob = `query Job($id: ID!) {
+  job(id: $id) { id done }
+}`
+
+const docVariantAppendMedia = `mutation ProductVariantAppendMedia($productId: ID!, $variantMedia: [ProductVariantAppendMediaInput!]!) {
+  productVariantAppendMedia(productId: $productId, variantMedia: $variantMedia) {
+    productVariants { id }
+    userErrors { field message code }
+  }
+}`
+
+const docVariantDetachMedia = `mutation ProductVariantDetachMedia($productId: ID!, $variantMedia: [ProductVariantDetachMediaInput!]!) {
+  productVariantDetachMedia(productId: $productId, variantMedia: $variantMedia) {
+    productVariants { id }
+    userErrors { field message code }
+  }
+}`
+
+// Documents returns every GraphQL document this package sends, keyed by operation name.
+func Documents() map[string]string {
+	return map[string]string{
+		"Product":                   docProduct,
+		"ProductVariants":           docProductVariants,
+		"ProductsUpdatedSince":      docProductsUpdatedSince,
+		"StagedUploadsCreate":       docStagedUploadsCreate,
+		"FileCreate":                docFileCreate,
+		"FileUpdate":                docFileUpdate,
+		"FindFile":                  docFindFile,
+		"FileStatus":                docFileStatus,
+		"MediaStatus":               docMediaStatus,
+		"ProductAddMedia":           docProductUpdateMedia,
+		"ProductReorderMedia":       docProductReorderMedia,
+		"Job":                       docJob,
+		"ProductVariantAppendMedia": docVariantAppendMedia,
+		"ProductVariantDetachMedia": docVariantDetachMedia,
+	}
+}

@@ -1,0 +1,253 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// File is an entry of the shop's Files.
+type File struct {
+	ID       string
+	Filename string // from URL; "" until the file is READY (except when found by FindFile)
+	URL      string
+	Status   string // fileStatus: UPLOADED | PROCESSING | READY | FAILED
+	Alt      string
+}
+
+type fileNode struct {
+	ID         string `json:"id"`
+	Alt        string `json:"alt"`
+	FileStatus string `json:"fileStatus"`
+	URL        string `json:"url"` // GenericFile
+	Image      *struct {
+		URL string `json:"url"`
+	} `json:"image"` // MediaImage
+}
+
+func (n fileNode) file() File {
+	f := File{ID: n.ID, Alt: n.Alt, Status: n.FileStatus, URL: n.URL}
+	if n.Image != nil {
+		f.URL = n.Image.URL
+	}
+	f.Filename = FilenameFromURL(f.URL)
+	return f
+}
+
+type filesPayload struct {
+	Files      []fileNode     `json:"files"`
+	UserErrors []gqlUserError `json:"userErrors"`
+}
+
+// StageUpload uploads bytes to Shopify's staged upload storage and returns the resourceUrl to use
+// as originalSource. The filename's extension matters: fileUpdate requires the replacement to
+// carry the same extension as the file it replaces.
+func (c *Client) StageUpload(ctx context.Context, filename, mimeType string, data []byte) (string, error) {
+	var out struct {
+		StagedUploadsCreate struct {
+			StagedTargets []struct {
+				URL         string `json:"url"`
+				ResourceURL string `json:"resourceUrl"`
+				Parameters  []struct {
+					Name  string `json:"name"`
+					Value string `json:"value"`
+				} `json:"parameters"`
+			} `json:"stagedTargets"`
+			UserErrors []gqlUserError `json:"userErrors"`
+		} `json:"stagedUploadsCreate"`
+	}
+	input := []map[string]any{{
+		"filename": filename, "mimeType": mimeType, "resource": "IMAGE", "httpMethod": "POST",
+		"fileSize": strconv.Itoa(len(data)),
+	}}
+	if err := c.do(ctx, "StagedUploadsCreate", docStagedUploadsCreate, map[string]any{"input": input}, &out); err != nil {
+		return "", fmt.Errorf("stage upload %s: %w", filename, err)
+	}
+	p := out.StagedUploadsCreate
+	if err := userErrorsToError(p.UserErrors); err != nil {
+		return "", fmt.Errorf("stage upload %s: %w", filename, err)
+	}
+	if len(p.StagedTargets) != 1 || p.StagedTargets[0].URL == "" || p.StagedTargets[0].ResourceURL == "" {
+		return "", fmt.Errorf("stage upload %s: shopify returned no usable target", filename)
+	}
+	t := p.StagedTargets[0]
+
+	// The storage behind the target wants the signed parameters first and the file last.
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	for _, prm := range t.Parameters {
+		if err := mw.WriteField(prm.Name, prm.Value); err != nil {
+			return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
+		}
+	}
+	fw, err := mw.CreateFormFile("file", filename)
+	if err != nil {
+		return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
+	}
+	if _, err := fw.Write(data); err != nil {
+		return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
+	}
+	if err := mw.Close(); err != nil {
+		return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
+	}
+	var lastErr error
+	for attempt := 1; attempt <= c.opts.MaxAttempts; attempt++ {
+		lastErr = c.postUpload(ctx, t.URL, mw.FormDataContentType(), body.Bytes())
+		if lastErr == nil {
+			return t.ResourceURL, nil
+		}
+		if !IsRetryable(lastErr) || ctx.Err() != nil {
+			break
+		}
+		if err := sleepCtx(ctx, c.backoff(attempt)); err != nil {
+			return "", fmt.Errorf("stage upload %s: %w", filename, errors.Join(err, lastErr))
+		}
+	}
+	return "", fmt.Errorf("stage upload %s: %w", filename, lastErr)
+}
+
+func (c *Client) postUpload(ctx context.Context, target, contentType string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build upload request: %w", err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return &TransportError{Operation: "staged upload", Err: err}
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode/100 != 2 {
+		return &HTTPError{Operation: "staged upload", Status: resp.StatusCode, Body: excerpt(raw, "")}
+	}
+	return nil
+}
+
+// fileUpdate runs fileUpdate for one file and returns the typed user errors.
+func (c *Client) fileUpdate(ctx context.Context, input map[string]any) error {
+	var out struct {
+		FileUpdate filesPayload `json:"fileUpdate"`
+	}
+	if err := c.do(ctx, "FileUpdate", docFileUpdate, map[string]any{"files": []map[string]any{input}}, &out); err != nil {
+		return err
+	}
+	return userErrorsToError(out.FileUpdate.UserErrors)
+}
+
+// ReplaceFileImage swaps a file's bytes in place (fileUpdate originalSource): the id, position in
+// the product and variant links stay. Shopify requires originalSource to carry the same file
+// extension as the file.
+func (c *Client) ReplaceFileImage(ctx context.Context, fileID, originalSource string) error {
+	if err := c.fileUpdate(ctx, map[string]any{"id": fileID, "originalSource": originalSource}); err != nil {
+		return fmt.Errorf("replace image of file %s: %w", fileID, err)
+	}
+	return nil
+}
+
+// AttachFile adds the file to the product's media (fileUpdate referencesToAdd).
+func (c *Client) AttachFile(ctx context.Context, fileID, productID string) error {
+	if err := c.fileUpdate(ctx, map[string]any{"id": fileID, "referencesToAdd": []string{productID}}); err != nil {
+		return fmt.Errorf("attach file %s to %s: %w", fileID, productID, err)
+	}
+	return nil
+}
+
+// DetachFile removes the file from the product's media; the file stays in Files (revert relies
+// on that).
+func (c *Client) DetachFile(ctx context.Context, fileID, productID string) error {
+	if err := c.fileUpdate(ctx, map[string]any{"id": fileID, "referencesToRemove": []string{productID}}); err != nil {
+		return fmt.Errorf("detach file %s from %s: %w", fileID, productID, err)
+	}
+	return nil
+}
+
+// SetAlt sets a file's alt text.
+func (c *Client) SetAlt(ctx context.Context, fileID, alt string) error {
+	if err := c.fileUpdate(ctx, map[string]any{"id": fileID, "alt": alt}); err != nil {
+		return fmt.Errorf("set alt of file %s: %w", fileID, err)
+	}
+	return nil
+}
+
+// CreateFile creates an image file in Files under an exact filename. A name that already exists
+// yields ErrFileExists (RAISE_ERROR), which lets a retried write-back find its earlier attempt.
+func (c *Client) CreateFile(ctx context.Context, filename, originalSource, alt string) (string, error) {
+	in := map[string]any{
+		"originalSource": originalSource, "filename": filename, "contentType": "IMAGE",
+		"duplicateResolutionMode": "RAISE_ERROR",
+	}
+	if alt != "" {
+		in["alt"] = alt
+	}
+	var out struct {
+		FileCreate filesPayload `json:"fileCreate"`
+	}
+	if err := c.do(ctx, "FileCreate", docFileCreate, map[string]any{"files": []map[string]any{in}}, &out); err != nil {
+		return "", fmt.Errorf("create file %s: %w", filename, err)
+	}
+	if err := userErrorsToError(out.FileCreate.UserErrors); err != nil {
+		if HasCode(err, "FILENAME_ALREADY_EXISTS") {
+			return "", fmt.Errorf("create file %s: %w (%w)", filename, ErrFileExists, err)
+		}
+		return "", fmt.Errorf("create file %s: %w", filename, err)
+	}
+	if len(out.FileCreate.Files) != 1 || out.FileCreate.Files[0].ID == "" {
+		return "", fmt.Errorf("create file %s: shopify returned no file", filename)
+	}
+	return out.FileCreate.Files[0].ID, nil
+}
+
+// FindFile looks a file up by exact filename; nil, nil when there is none. Shopify's filename
+// search matches loosely, so candidates are filtered on the name in their URL; a candidate that
+// is not READY yet (no URL) is accepted as a match.
+func (c *Client) FindFile(ctx context.Context, filename string) (*File, error) {
+	var out struct {
+		Files struct {
+			Nodes []fileNode `json:"nodes"`
+		} `json:"files"`
+	}
+	q := "filename:'" + searchEscape(filename) + "'"
+	if err := c.do(ctx, "FindFile", docFindFile, map[string]any{"query": q}, &out); err != nil {
+		return nil, fmt.Errorf("find file %s: %w", filename, err)
+	}
+	for _, n := range out.Files.Nodes {
+		f := n.file()
+		if f.Filename == "" || f.Filename == filename {
+			f.Filename = filename
+			return &f, nil
+		}
+	}
+	return nil, nil
+}
+
+// searchEscape escapes a value for a single-quoted Shopify search term.
+func searchEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s)
+}
+
+// FileStatus returns the files with the given ids; ids that do not exist are absent from the map.
+func (c *Client) FileStatus(ctx context.Context, ids ...string) (map[string]File, error) {
+	var out struct {
+		Nodes []*fileNode `json:"nodes"`
+	}
+	if len(ids) == 0 {
+		return map[string]File{}, nil
+	}
+	if err := c.do(ctx, "FileStatus", docFileStatus, map[string]any{"ids": ids}, &out); err != nil {
+		return nil, fmt.Errorf("file status: %w", err)
+	}
+	res := make(map[string]File, len(ids))
+	for _, n := range out.Nodes {
+		if n != nil && n.ID != "" {
+			res[n.ID] = n.file()
+		}
+	}
+	return res, nil
+}

@@ -1,0 +1,207 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Move puts a media at a new 0-based position; the others shift.
+type Move struct {
+	ID          string
+	NewPosition int
+}
+
+// VariantMedia links one variant to one media.
+type VariantMedia struct {
+	VariantID, MediaID string
+}
+
+// AddProductImage appends an image to the product's media (productUpdate media) and returns the
+// new media id. The id is read as the product's last media after the mutation, so callers must
+// not add media to the same product concurrently.
+func (c *Client) AddProductImage(ctx context.Context, productID, originalSource, alt string) (string, error) {
+	media := map[string]any{"originalSource": originalSource, "mediaContentType": "IMAGE"}
+	if alt != "" {
+		media["alt"] = alt
+	}
+	vars := map[string]any{"product": map[string]any{"id": productID}, "media": []map[string]any{media}}
+	var out struct {
+		ProductUpdate struct {
+			Product *struct {
+				Media idNodes `json:"media"`
+			} `json:"product"`
+			UserErrors []gqlUserError `json:"userErrors"`
+		} `json:"productUpdate"`
+	}
+	if err := c.do(ctx, "ProductAddMedia", docProductUpdateMedia, vars, &out); err != nil {
+		return "", fmt.Errorf("add image to product %s: %w", productID, err)
+	}
+	if err := userErrorsToError(out.ProductUpdate.UserErrors); err != nil {
+		return "", fmt.Errorf("add image to product %s: %w", productID, err)
+	}
+	p := out.ProductUpdate.Product
+	if p == nil || len(p.Media.Nodes) == 0 {
+		return "", fmt.Errorf("add image to product %s: shopify returned no media", productID)
+	}
+	return p.Media.Nodes[len(p.Media.Nodes)-1].ID, nil
+}
+
+// ReorderMedia moves media and waits until Shopify's asynchronous reorder job is done.
+func (c *Client) ReorderMedia(ctx context.Context, productID string, moves []Move) error {
+	if len(moves) == 0 {
+		return nil
+	}
+	in := make([]map[string]any, len(moves))
+	for i, m := range moves {
+		// MoveInput.newPosition is an UnsignedInt64, which Shopify takes as a string.
+		in[i] = map[string]any{"id": m.ID, "newPosition": strconv.Itoa(m.NewPosition)}
+	}
+	var out struct {
+		ProductReorderMedia struct {
+			Job *struct {
+				ID   string `json:"id"`
+				Done bool   `json:"done"`
+			} `json:"job"`
+			MediaUserErrors []gqlUserError `json:"mediaUserErrors"`
+		} `json:"productReorderMedia"`
+	}
+	if err := c.do(ctx, "ProductReorderMedia", docProductReorderMedia, map[string]any{"id": productID, "moves": in}, &out); err != nil {
+		return fmt.Errorf("reorder media of %s: %w", productID, err)
+	}
+	r := out.ProductReorderMedia
+	if err := userErrorsToError(r.MediaUserErrors); err != nil {
+		return fmt.Errorf("reorder media of %s: %w", productID, err)
+	}
+	if r.Job == nil || r.Job.Done {
+		return nil
+	}
+	if err := c.waitJob(ctx, r.Job.ID); err != nil {
+		return fmt.Errorf("reorder media of %s: %w", productID, err)
+	}
+	return nil
+}
+
+func (c *Client) waitJob(ctx context.Context, jobID string) error {
+	return c.poll(ctx, func() (bool, error) {
+		var out struct {
+			Job *struct {
+				Done bool `json:"done"`
+			} `json:"job"`
+		}
+		if err := c.do(ctx, "Job", docJob, map[string]any{"id": jobID}, &out); err != nil {
+			return false, fmt.Errorf("poll job %s: %w", jobID, err)
+		}
+		if out.Job == nil {
+			return false, fmt.Errorf("poll job %s: %w", jobID, ErrNotFound)
+		}
+		return out.Job.Done, nil
+	})
+}
+
+// poll calls check with a growing interval (PollInterval ×1.5, at most 5 s) until it reports
+// done, fails, or ctx ends.
+func (c *Client) poll(ctx context.Context, check func() (bool, error)) error {
+	interval := c.opts.PollInterval
+	for {
+		done, err := check()
+		if err != nil || done {
+			return err
+		}
+		if err := sleepCtx(ctx, interval); err != nil {
+			return err
+		}
+		interval = min(interval*3/2, 5*time.Second)
+	}
+}
+
+func variantMediaInput(links []VariantMedia) []map[string]any {
+	// A variant holds at most one media, so each link is its own input pair; Shopify refuses a
+	// variant named twice in one call, which surfaces as a UserError.
+	in := make([]map[string]any, len(links))
+	for i, l := range links {
+		in[i] = map[string]any{"variantId": l.VariantID, "mediaIds": []string{l.MediaID}}
+	}
+	return in
+}
+
+type variantMediaPayload struct {
+	UserErrors []gqlUserError `json:"userErrors"`
+}
+
+// AppendVariantMedia links media to variants (productVariantAppendMedia).
+func (c *Client) AppendVariantMedia(ctx context.Context, productID string, links []VariantMedia) error {
+	if len(links) == 0 {
+		return nil
+	}
+	var out struct {
+		P variantMediaPayload `json:"productVariantAppendMedia"`
+	}
+	vars := map[string]any{"productId": productID, "variantMedia": variantMediaInput(links)}
+	if err := c.do(ctx, "ProductVariantAppendMedia", docVariantAppendMedia, vars, &out); err != nil {
+		return fmt.Errorf("link variant media of %s: %w", productID, err)
+	}
+	if err := userErrorsToError(out.P.UserErrors); err != nil {
+		return fmt.Errorf("link variant media of %s: %w", productID, err)
+	}
+	return nil
+}
+
+// DetachVariantMedia unlinks media from variants (productVariantDetachMedia).
+func (c *Client) DetachVariantMedia(ctx context.Context, productID string, links []VariantMedia) error {
+	if len(links) == 0 {
+		return nil
+	}
+	var out struct {
+		P variantMediaPayload `json:"productVariantDetachMedia"`
+	}
+	vars := map[string]any{"productId": productID, "variantMedia": variantMediaInput(links)}
+	if err := c.do(ctx, "ProductVariantDetachMedia", docVariantDetachMedia, vars, &out); err != nil {
+		return fmt.Errorf("unlink variant media of %s: %w", productID, err)
+	}
+	if err := userErrorsToError(out.P.UserErrors); err != nil {
+		return fmt.Errorf("unlink variant media of %s: %w", productID, err)
+	}
+	return nil
+}
+
+// WaitMediaReady polls the media until each is READY or FAILED and returns id → status. A media
+// that does not exist makes it fail with ErrNotFound. When ctx ends first, the statuses seen so
+// far are returned with the context's error.
+func (c *Client) WaitMediaReady(ctx context.Context, ids ...string) (map[string]string, error) {
+	statuses := make(map[string]string, len(ids))
+	pending := append([]string(nil), ids...)
+	err := c.poll(ctx, func() (bool, error) {
+		var out struct {
+			Nodes []*struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"nodes"`
+		}
+		if err := c.do(ctx, "MediaStatus", docMediaStatus, map[string]any{"ids": pending}, &out); err != nil {
+			return false, err
+		}
+		var still []string
+		for i, id := range pending {
+			if i >= len(out.Nodes) || out.Nodes[i] == nil {
+				return false, fmt.Errorf("media %s: %w", id, ErrNotFound)
+			}
+			st := out.Nodes[i].Status
+			statuses[id] = st
+			if st != "READY" && st != "FAILED" {
+				still = append(still, id)
+			}
+		}
+		pending = still
+		return len(pending) == 0, nil
+	})
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = errors.Join(ctxErr, err)
+		}
+		return statuses, fmt.Errorf("wait for media: %w", err)
+	}
+	return statuses, nil
+}
