@@ -1,0 +1,160 @@
+package models
+
+import (
+	"time"
+)
+
+// Shop states.
+const (
+	ShopInstalled   = "installed"
+	ShopUninstalled = "uninstalled"
+)
+
+// Shop is one store that installed the app. Tokens are stored sealed
+// (see Sealer) with the shop domain as associated data.
+type Shop struct {
+	ID                    uint64 `gorm:"primaryKey"`
+	Domain                string
+	State                 string
+	AccessToken           string // sealed
+	AccessTokenExpiresAt  *time.Time
+	RefreshToken          string // sealed
+	RefreshTokenExpiresAt *time.Time
+	Scopes                string
+	FairClock             int64 // unix ms: the shop's virtual clock for fair claiming
+	ReconciledAt          *time.Time
+	InstalledAt           *time.Time
+	UninstalledAt         *time.Time
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
+}
+
+// Settings is a shop's configuration from the settings page. API keys are sealed.
+type Settings struct {
+	ShopID             uint64 `gorm:"primaryKey;autoIncrement:false"`
+	Enabled            bool
+	RTBContactEmail    string `gorm:"column:rtb_contact_email"`
+	RTBContactAPIKey   string `gorm:"column:rtb_contact_api_key"`   // sealed
+	RTBDeveloperAPIKey string `gorm:"column:rtb_developer_api_key"` // sealed
+	TemplateID         string
+	TemplateName       string
+	TemplatePrice      string
+	TemplateCurrency   string
+	ImageScope         string
+	WriteMode          string
+	DeliveryHours      int
+	MonthlyBudget      string
+	Filters            string // JSON
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+func (Settings) TableName() string { return "shop_settings" }
+
+// Job states, as the contract names them.
+const (
+	JobQueued      = "queued"
+	JobSubmitting  = "submitting"
+	JobAwaitingRTB = "awaiting_rtb"
+	JobWritingBack = "writing_back"
+	JobDone        = "done"
+	JobRetrying    = "retrying"
+	JobFailed      = "failed"
+	JobCancelled   = "cancelled"
+	JobSkipped     = "skipped"
+	JobOverBudget  = "over_budget"
+	JobReverted    = "reverted"
+)
+
+// JobStates lists every state, for validation and metrics.
+var JobStates = []string{JobQueued, JobSubmitting, JobAwaitingRTB, JobWritingBack, JobDone,
+	JobRetrying, JobFailed, JobCancelled, JobSkipped, JobOverBudget, JobReverted}
+
+// ImageJob is one product image on its way through Remove The Background.
+// RunAt (unix ms) is when a worker should next act on it; NULL means no
+// worker should. A claimed job's RunAt is pushed to its lease expiry, so a
+// worker that dies lets the job come back by itself.
+type ImageJob struct {
+	ID               uint64 `gorm:"primaryKey"`
+	ShopID           uint64
+	ProductID        string
+	ProductTitle     string
+	MediaID          string
+	OriginalURL      string
+	OriginalAlt      string
+	OriginalPosition int
+	OriginalFilename string
+	VariantIDs       string // JSON array of variant gids linked to the media
+	OriginalFileID   string // the kept copy of the original, for revert
+	WriteMode        string
+	TemplateID       string
+	Price            string
+	State            string
+	Attempts         int
+	RunAt            *int64
+	FairKey          int64
+	LeaseOwner       *string
+	LeaseUntil       *int64
+	Ticket           *string
+	SubmitStartedAt  *time.Time
+	SubmittedAt      *time.Time
+	SubmitMonth      *string // YYYY-MM of a paid submission, for the budget
+	CallbackAt       *time.Time
+	DeliveredAt      *time.Time
+	FinalImageURL    string
+	ProcessedURL     string
+	ResultMediaID    string
+	Step             string
+	Error            string
+	DueBy            *time.Time
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
+}
+
+// JobEvent is one line of a job's append-only audit trail.
+type JobEvent struct {
+	ID        uint64 `gorm:"primaryKey"`
+	JobID     uint64
+	ShopID    uint64
+	FromState string
+	ToState   string
+	Message   string
+	CreatedAt time.Time
+}
+
+// WebhookDelivery records a Shopify webhook by its delivery id so a retry
+// of the same delivery is recognised.
+type WebhookDelivery struct {
+	ID         uint64 `gorm:"primaryKey"`
+	WebhookID  string
+	Topic      string
+	ShopDomain string
+	ReceivedAt time.Time
+}
+
+// CronRun is one period of one cron job; its unique (name, period) makes
+// exactly one replica run it.
+type CronRun struct {
+	ID         uint64 `gorm:"primaryKey"`
+	Name       string
+	Period     string
+	Owner      string
+	StartedAt  time.Time
+	FinishedAt *time.Time
+	Error      string
+}
+
+// Backfill is the progress of processing a shop's existing catalogue.
+type Backfill struct {
+	ShopID        uint64 `gorm:"primaryKey;autoIncrement:false"`
+	State         string
+	CursorAfter   string
+	ProductsSeen  int
+	ImagesQueued  int
+	ImagesSkipped int
+	Error         string
+	LeaseUntil    *int64
+	StartedAt     time.Time
+	FinishedAt    *time.Time
+	UpdatedAt     time.Time
+}
