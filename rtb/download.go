@@ -124,10 +124,30 @@ func checkRedirect(req *http.Request, via []*http.Request) error {
 }
 
 // dialContext resolves the host itself, checks every address, and dials the
-// checked address, so a DNS answer cannot change between check and use. A name
-// with any refused address is refused outright: public hosts never publish
-// private addresses, attackers do.
+// checked address, so a DNS answer cannot change between check and use.
 func (d *Downloader) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	targets, err := d.resolve(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: d.control}
+	var firstErr error
+	for _, ap := range targets {
+		conn, err := dialer.DialContext(ctx, network, ap.String())
+		if err == nil {
+			return conn, nil
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	return nil, firstErr
+}
+
+// resolve turns host:port into checked addresses. A name with any refused
+// address is refused outright: public hosts never publish private addresses,
+// attackers do.
+func (d *Downloader) resolve(ctx context.Context, network, addr string) ([]netip.AddrPort, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
@@ -138,6 +158,8 @@ func (d *Downloader) dialContext(ctx context.Context, network, addr string) (net
 	}
 	var ips []netip.Addr
 	if ip, err := netip.ParseAddr(host); err == nil {
+		// A literal is checked as written: ::ffff:10.0.0.1 stays IPv6-mapped
+		// and is refused as such.
 		ips = []netip.Addr{ip.WithZone("")}
 	} else {
 		lookup := d.lookup
@@ -152,24 +174,21 @@ func (d *Downloader) dialContext(ctx context.Context, network, addr string) (net
 		if len(ips) == 0 {
 			return nil, fmt.Errorf("no address for %s", host)
 		}
+		for i, ip := range ips {
+			// The resolver may hand back IPv4 answers in IPv4-mapped form,
+			// which the guard would refuse as non-global IPv6.
+			ips[i] = ip.Unmap().WithZone("")
+		}
 	}
+	out := make([]netip.AddrPort, 0, len(ips))
 	for _, ip := range ips {
-		if err := d.check(netip.AddrPortFrom(ip, uint16(port))); err != nil {
+		ap := netip.AddrPortFrom(ip, uint16(port))
+		if err := d.check(ap); err != nil {
 			return nil, &DownloadError{Rule: RuleAddress, URL: host, Detail: err.Error()}
 		}
+		out = append(out, ap)
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: d.control}
-	var firstErr error
-	for _, ip := range ips {
-		conn, err := dialer.DialContext(ctx, network, netip.AddrPortFrom(ip, uint16(port)).String())
-		if err == nil {
-			return conn, nil
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	return nil, firstErr
+	return out, nil
 }
 
 // check applies the address rule to one destination.
