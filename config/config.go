@@ -104,7 +104,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	if c.RTBFilesBaseURL == "" {
-		if u, err := url.Parse(c.RTBBaseURL); err == nil && u.Host != "" {
+		if u, err := url.Parse(c.RTBBaseURL); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
 			c.RTBFilesBaseURL = u.Scheme + "://" + u.Host + "/"
 		}
 	}
@@ -201,7 +201,9 @@ func (c Config) Validate(p Purpose) error {
 		{"RTB_BASE_URL", c.RTBBaseURL},
 		{"RTB_FILES_BASE_URL", c.RTBFilesBaseURL},
 	} {
-		if v.val == "" && v.name == "SHOPIFY_ADMIN_BASE_URL" {
+		if v.val == "" {
+			// SHOPIFY_ADMIN_BASE_URL is optional; an empty files base
+			// only follows from a bad RTB_BASE_URL, reported already.
 			continue
 		}
 		if u, err := url.Parse(v.val); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

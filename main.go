@@ -1,0 +1,207 @@
+// Command rtbshopify is the Remove The Background app for Shopify: an HTTP
+// server, pipeline workers and cron in one process (serve), schema
+// migrations (migrate), and a self-contained demo (demo).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"gorm.io/gorm"
+
+	"rtbshopify/config"
+	"rtbshopify/models"
+	"rtbshopify/sync/web"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "rtbshopify:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: rtbshopify [serve|migrate|demo|version]
+
+  serve     run the app: HTTP server, pipeline workers and cron (default)
+  migrate   apply pending database migrations and exit
+  demo      run the whole pipeline locally against in-process fakes
+  version   print the version
+`
+
+// run is the whole program; tests call it with their own arguments,
+// environment and a cancellable context.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, getenv, stderr, nil)
+	case "migrate":
+		return migrate(ctx, getenv, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args, getenv, stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "rtbshopify", version)
+		return nil
+	case "help", "--help", "-h":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// loadConfig loads and validates the configuration; its error is one line
+// per bad variable, each naming the variable.
+func loadConfig(getenv func(string) string, p config.Purpose) (config.Config, error) {
+	cfg, err := config.Load(getenv)
+	if err == nil {
+		err = cfg.Validate(p)
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("invalid configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func migrate(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv, config.ForMigrate)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	db, err := models.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return err
+	}
+	defer models.Close(db)
+	applied, err := models.Migrate(ctx, db)
+	if err != nil {
+		return err
+	}
+	if len(applied) == 0 {
+		fmt.Fprintf(stdout, "schema is up to date (version %d)\n", models.LatestVersion())
+		return nil
+	}
+	fmt.Fprintf(stdout, "applied migrations %v; schema is at version %d\n", applied, models.LatestVersion())
+	return nil
+}
+
+// openDatabase opens DATABASE_URL. SQLite is one process's own file, so
+// serve migrates it; MySQL is shared by replicas, so serve only checks and
+// an operator runs `migrate` once per deploy.
+func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*gorm.DB, error) {
+	db, err := models.Open(ctx, cfg.DatabaseURL, log)
+	if err != nil {
+		return nil, err
+	}
+	if models.DialectOf(db) == models.SQLite {
+		if _, err := models.Migrate(ctx, db); err != nil {
+			models.Close(db)
+			return nil, err
+		}
+	}
+	if err := models.CheckSchema(ctx, db); err != nil {
+		models.Close(db)
+		return nil, err
+	}
+	return db, nil
+}
+
+// serve runs the app until ctx ends, then shuts down in order: stop taking
+// HTTP requests, stop cron, let workers finish or release their jobs, close
+// the database. ready, when not nil, receives the listening address.
+func serve(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string) error {
+	cfg, err := loadConfig(getenv, config.ForServe)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, logw)
+	db, err := openDatabase(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer models.Close(db)
+
+	app, err := buildApp(ctx, cfg, db, log)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	addr := ln.Addr().String()
+	log.Info("listening", "addr", addr, "version", version, "config", cfg)
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- app.http.Listener(ln) }()
+	app.start(ctx)
+	if ready != nil {
+		ready <- addr
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-httpErr:
+		if err != nil {
+			app.stop(context.Background(), log)
+			return fmt.Errorf("http server: %w", err)
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.http.ShutdownWithContext(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "err", err)
+	}
+	app.stop(sctx, log)
+	log.Info("stopped")
+	return nil
+}
+
+// application is everything serve runs, built before it listens.
+type application struct {
+	http  *fiber.App
+	start func(ctx context.Context)
+	stop  func(ctx context.Context, log *slog.Logger)
+}
+
+func buildApp(ctx context.Context, cfg config.Config, db *gorm.DB, log *slog.Logger) (*application, error) {
+	reg := web.NewRegistry(db, log)
+	srv := web.NewServer(web.ServerOptions{DB: db, Log: log, Registry: reg})
+	return &application{
+		http:  srv,
+		start: func(context.Context) {},
+		stop:  func(context.Context, *slog.Logger) {},
+	}, nil
+}
+
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return errors.New("the demo is not built yet")
+}
