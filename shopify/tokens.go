@@ -1,0 +1,365 @@
+package shopify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"rtbshopify/config"
+	"rtbshopify/models"
+	"rtbshopify/shopify/admin"
+)
+
+// RefreshMargin is how long before expiry an access token is refreshed:
+// enough that a GraphQL call started with it does not outlive it.
+const RefreshMargin = 5 * time.Minute
+
+// refreshTimeout bounds one refresh, which holds the shop's row lock.
+const refreshTimeout = 30 * time.Second
+
+var (
+	// ErrReauthorize means the shop's tokens are gone or dead (refresh
+	// token expired or refused): the app cannot call Shopify for it until a
+	// merchant opens the app again, which re-exchanges a session token.
+	ErrReauthorize = errors.New("shopify: the shop must open the app again to re-authorize it")
+	// ErrNotInstalled means the shop is unknown or has uninstalled the app.
+	ErrNotInstalled = errors.New("shopify: the app is not installed on this shop")
+)
+
+// Tokens hands out each shop's offline access token and refreshes it
+// before it expires. Shopify rotates the refresh token on every refresh
+// and kills the old one, so a refresh must happen once per shop at a time
+// across every replica: it runs under the shop row's lock and re-checks
+// the expiry once it holds it.
+type Tokens struct {
+	cfg    config.Config
+	db     *gorm.DB
+	sealer *models.Sealer
+	hc     *http.Client
+	now    func() time.Time
+	log    *slog.Logger
+	flight singleflight.Group // collapses this process's concurrent refreshes of one shop
+}
+
+// NewTokens builds a Tokens; nil hc, now or log pick defaults.
+func NewTokens(cfg config.Config, db *gorm.DB, sealer *models.Sealer, hc *http.Client, now func() time.Time, log *slog.Logger) *Tokens {
+	if hc == nil {
+		hc = &http.Client{Timeout: 20 * time.Second}
+	}
+	if now == nil {
+		now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Tokens{cfg: cfg, db: db, sealer: sealer, hc: hc, now: now, log: log}
+}
+
+// AccessToken returns a usable access token for the shop, refreshing it
+// first when it expires within RefreshMargin. Errors wrap ErrNotInstalled
+// or ErrReauthorize when no token can be had without the merchant.
+func (t *Tokens) AccessToken(ctx context.Context, shopDomain string) (string, error) {
+	var s models.Shop
+	err := t.db.WithContext(ctx).Where("domain = ?", shopDomain).Take(&s).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", fmt.Errorf("access token for %s: %w", shopDomain, ErrNotInstalled)
+	}
+	if err != nil {
+		return "", fmt.Errorf("access token for %s: load shop: %w", shopDomain, err)
+	}
+	if s.State != models.ShopInstalled {
+		return "", fmt.Errorf("access token for %s: %w", shopDomain, ErrNotInstalled)
+	}
+	if s.AccessToken == "" {
+		return "", fmt.Errorf("access token for %s: %w", shopDomain, ErrReauthorize)
+	}
+	if t.fresh(&s, RefreshMargin) {
+		return t.open(&s, s.AccessToken)
+	}
+	tok, _, err := t.refresh(ctx, shopDomain, RefreshMargin)
+	return tok, err
+}
+
+// Source adapts AccessToken for the Admin GraphQL client of one shop.
+func (t *Tokens) Source(shopDomain string) admin.TokenSource {
+	return tokenSource{t: t, shop: shopDomain}
+}
+
+type tokenSource struct {
+	t    *Tokens
+	shop string
+}
+
+func (s tokenSource) AccessToken(ctx context.Context) (string, error) {
+	return s.t.AccessToken(ctx, s.shop)
+}
+
+// RefreshExpiring refreshes every installed shop's access token that
+// expires within the given window, for the cron. Shops whose refresh token
+// is dead are marked for re-authorization and logged, not returned as
+// errors; other failures are joined.
+func (t *Tokens) RefreshExpiring(ctx context.Context, within time.Duration) (int, error) {
+	var domains []string
+	err := t.db.WithContext(ctx).Model(&models.Shop{}).
+		Where("state = ? AND access_token <> '' AND access_token_expires_at IS NOT NULL AND access_token_expires_at < ?",
+			models.ShopInstalled, t.now().UTC().Add(within)).
+		Order("access_token_expires_at").Pluck("domain", &domains).Error
+	if err != nil {
+		return 0, fmt.Errorf("list shops with expiring tokens: %w", err)
+	}
+	refreshed := 0
+	var errs []error
+	for _, d := range domains {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		_, did, err := t.refresh(ctx, d, within)
+		switch {
+		case errors.Is(err, ErrReauthorize), errors.Is(err, ErrNotInstalled):
+			t.log.InfoContext(ctx, "shop needs re-authorization", "shop", d)
+		case err != nil:
+			errs = append(errs, err)
+		case did:
+			refreshed++
+		}
+	}
+	return refreshed, errors.Join(errs...)
+}
+
+// fresh reports whether the stored access token outlives now+margin. A
+// token without expiry (a legacy non-expiring offline token) is fresh.
+func (t *Tokens) fresh(s *models.Shop, margin time.Duration) bool {
+	return s.AccessTokenExpiresAt == nil || s.AccessTokenExpiresAt.After(t.now().Add(margin))
+}
+
+func (t *Tokens) open(s *models.Shop, sealed string) (string, error) {
+	v, err := t.sealer.Open(sealed, s.Domain)
+	if err != nil {
+		return "", fmt.Errorf("open stored token of %s: %w", s.Domain, err)
+	}
+	return v, nil
+}
+
+type refreshResult struct {
+	token     string
+	refreshed bool
+}
+
+// refresh returns a token valid beyond margin, refreshing it when no
+// other goroutine or replica has already done so. The bool says whether
+// this call refreshed.
+func (t *Tokens) refresh(ctx context.Context, shop string, margin time.Duration) (string, bool, error) {
+	v, err, _ := t.flight.Do(shop, func() (any, error) {
+		// A caller that goes away must not abort a refresh half-way: Shopify
+		// may already have rotated the refresh token we are about to save.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshTimeout)
+		defer cancel()
+		return t.refreshLocked(rctx, shop, margin)
+	})
+	if err != nil {
+		return "", false, err
+	}
+	r := v.(refreshResult)
+	return r.token, r.refreshed, nil
+}
+
+func (t *Tokens) refreshLocked(ctx context.Context, shop string, margin time.Duration) (refreshResult, error) {
+	var (
+		res      refreshResult
+		reauth   bool
+		fallback string // the current token, if still valid, when Shopify is down
+	)
+	err := t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		s, err := lockShop(tx, shop)
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return ErrNotInstalled
+		}
+		if err != nil {
+			return fmt.Errorf("lock shop: %w", err)
+		}
+		if s.State != models.ShopInstalled {
+			return ErrNotInstalled
+		}
+		if s.AccessToken == "" {
+			return ErrReauthorize
+		}
+		if t.fresh(s, margin) { // another replica refreshed while we waited for the lock
+			res.token, err = t.open(s, s.AccessToken)
+			return err
+		}
+		refresh, err := t.sealer.Open(s.RefreshToken, s.Domain)
+		if err != nil || refresh == "" || (s.RefreshTokenExpiresAt != nil && !s.RefreshTokenExpiresAt.After(t.now())) {
+			reauth = true
+			return clearTokens(tx, s.ID, t.now())
+		}
+		tr, err := t.post(ctx, shop, map[string]string{
+			"client_id":     t.cfg.ShopifyAPIKey,
+			"client_secret": t.cfg.ShopifyAPISecret,
+			"grant_type":    "refresh_token",
+			"refresh_token": refresh,
+		})
+		var oe *OAuthError
+		if errors.As(err, &oe) && (oe.Status == http.StatusBadRequest || oe.Status == http.StatusUnauthorized) {
+			reauth = true
+			t.log.WarnContext(ctx, "shopify refused the refresh token", "shop", shop, "status", oe.Status, "code", oe.Code)
+			return clearTokens(tx, s.ID, t.now())
+		}
+		if err != nil {
+			if s.AccessTokenExpiresAt != nil && s.AccessTokenExpiresAt.After(t.now()) {
+				fallback, _ = t.open(s, s.AccessToken)
+			}
+			return err
+		}
+		if err := t.saveTokens(tx, s, tr, false); err != nil {
+			return err
+		}
+		res = refreshResult{token: tr.AccessToken, refreshed: true}
+		return nil
+	})
+	switch {
+	case reauth && err == nil:
+		return refreshResult{}, fmt.Errorf("refresh token of %s: %w", shop, ErrReauthorize)
+	case err != nil && fallback != "":
+		t.log.WarnContext(ctx, "token refresh failed; using the current token until it expires", "shop", shop, "err", err)
+		return refreshResult{token: fallback}, nil
+	case err != nil:
+		return refreshResult{}, fmt.Errorf("refresh token of %s: %w", shop, err)
+	}
+	if res.refreshed {
+		t.log.InfoContext(ctx, "refreshed shopify access token", "shop", shop)
+	}
+	return res, nil
+}
+
+// lockShop reads the shop row for update. On MySQL that is a row lock;
+// SQLite has no row locks, but the app opens its transactions IMMEDIATE,
+// so the transaction already holds the database's single write lock.
+func lockShop(tx *gorm.DB, domain string) (*models.Shop, error) {
+	q := tx.Where("domain = ?", domain)
+	if models.DialectOf(tx) == models.MySQL {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var s models.Shop
+	if err := q.Take(&s).Error; err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// clearTokens forgets a shop's tokens so the next session request
+// re-exchanges; the shop stays installed.
+func clearTokens(tx *gorm.DB, shopID uint64, now time.Time) error {
+	err := tx.Model(&models.Shop{}).Where("id = ?", shopID).Updates(map[string]any{
+		"access_token": "", "access_token_expires_at": nil,
+		"refresh_token": "", "refresh_token_expires_at": nil,
+		"updated_at": now.UTC(),
+	}).Error
+	if err != nil {
+		return fmt.Errorf("clear tokens: %w", err)
+	}
+	return nil
+}
+
+// saveTokens seals and stores a token answer on the shop row: the access
+// token, the rotated refresh token and both expiries in one statement.
+// install also marks the shop installed.
+func (t *Tokens) saveTokens(tx *gorm.DB, s *models.Shop, tr *tokenResponse, install bool) error {
+	now := t.now().UTC()
+	fields, err := t.tokenFields(s.Domain, tr, now)
+	if err != nil {
+		return err
+	}
+	if install {
+		fields["state"] = models.ShopInstalled
+		fields["uninstalled_at"] = nil
+		if s.State != models.ShopInstalled || s.InstalledAt == nil {
+			fields["installed_at"] = now
+		}
+	}
+	if err := tx.Model(&models.Shop{}).Where("id = ?", s.ID).Updates(fields).Error; err != nil {
+		return fmt.Errorf("save tokens of %s: %w", s.Domain, err)
+	}
+	return nil
+}
+
+func (t *Tokens) tokenFields(shop string, tr *tokenResponse, now time.Time) (map[string]any, error) {
+	access, err := t.sealer.Seal(tr.AccessToken, shop)
+	if err != nil {
+		return nil, fmt.Errorf("seal access token: %w", err)
+	}
+	refresh, err := t.sealer.Seal(tr.RefreshToken, shop)
+	if err != nil {
+		return nil, fmt.Errorf("seal refresh token: %w", err)
+	}
+	f := map[string]any{
+		"access_token": access, "access_token_expires_at": expiry(now, tr.ExpiresIn),
+		"refresh_token": refresh, "refresh_token_expires_at": expiry(now, tr.RefreshTokenExpiresIn),
+		"updated_at": now,
+	}
+	if tr.Scope != "" {
+		f["scopes"] = tr.Scope
+	}
+	return f, nil
+}
+
+func expiry(now time.Time, seconds int64) *time.Time {
+	if seconds <= 0 {
+		return nil
+	}
+	e := now.Add(time.Duration(seconds) * time.Second).Truncate(time.Microsecond)
+	return &e
+}
+
+// install stores a token answer for a shop (token exchange or the OAuth
+// code grant): creates the row or brings an existing one back to installed.
+func (t *Tokens) install(ctx context.Context, shop string, tr *tokenResponse) (*models.Shop, error) {
+	var out *models.Shop
+	// Two tries: a concurrent first install on another replica can win the
+	// insert, and then this one updates the row it created.
+	for try := 0; ; try++ {
+		err := t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			s, err := lockShop(tx, shop)
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				now := t.now().UTC()
+				fields, err := t.tokenFields(shop, tr, now)
+				if err != nil {
+					return err
+				}
+				s = &models.Shop{
+					Domain: shop, State: models.ShopInstalled, InstalledAt: &now,
+					AccessToken: fields["access_token"].(string), AccessTokenExpiresAt: fields["access_token_expires_at"].(*time.Time),
+					RefreshToken: fields["refresh_token"].(string), RefreshTokenExpiresAt: fields["refresh_token_expires_at"].(*time.Time),
+					Scopes: tr.Scope, CreatedAt: now, UpdatedAt: now,
+				}
+				if err := tx.Create(s).Error; err != nil {
+					return fmt.Errorf("create shop: %w", err)
+				}
+				out = s
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("lock shop: %w", err)
+			}
+			if err := t.saveTokens(tx, s, tr, true); err != nil {
+				return err
+			}
+			out = &models.Shop{}
+			return tx.Where("id = ?", s.ID).Take(out).Error
+		})
+		if err != nil && models.IsDuplicate(err) && try == 0 {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("install %s: %w", shop, err)
+		}
+		return out, nil
+	}
+}
