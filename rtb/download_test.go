@@ -129,7 +129,7 @@ func TestFetchRefusesAddresses(t *testing.T) {
 		"http://[64:ff9b::7f00:1]/a.jpg",
 		"http://[fe80::1]/a.jpg",
 		"http://[fc00::1]/a.jpg",
-		"https://localhost/a.jpg", // a name that resolves to loopback
+		"https://localhost/a.jpg",   // a name that resolves to loopback
 		"http://8.8.8.8:8080/a.jpg", // public, but a port image hosts never use
 	} {
 		t.Run(raw, func(t *testing.T) {
