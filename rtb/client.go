@@ -150,7 +150,7 @@ func NewClient(baseURL, filesBaseURL string, httpClient *http.Client) (*Client, 
 	}
 
 	if httpClient == nil {
-		httpClient = &http.Client{Timeout: DefaultTimeout, Transport: newTransport()}
+		httpClient = &http.Client{Timeout: DefaultTimeout, Transport: newTransport(), CheckRedirect: sameHostRedirect}
 	}
 	timeout := DefaultTimeout
 	if httpClient.Timeout > 0 && httpClient.Timeout < timeout {
@@ -171,6 +171,16 @@ func parseHTTPURL(raw string) (*url.URL, error) {
 		return nil, errors.New("no host")
 	}
 	return u, nil
+}
+
+// sameHostRedirect follows at most 3 redirects and only on the same host:
+// GET calls carry the API key in the query and a 307/308 would replay the
+// submit body (keys included) to wherever the Location points.
+func sameHostRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) > 3 || !strings.EqualFold(req.URL.Host, via[0].URL.Host) || req.URL.Scheme != via[0].URL.Scheme {
+		return http.ErrUseLastResponse
+	}
+	return nil
 }
 
 // newTransport is the default transport without proxy-from-environment: the

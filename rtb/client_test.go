@@ -426,3 +426,24 @@ func TestNewClientValidation(t *testing.T) {
 		t.Error("ticket '..' accepted")
 	}
 }
+
+func TestNoCrossHostRedirect(t *testing.T) {
+	t.Parallel()
+	var leaked bool
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked = true
+	}))
+	t.Cleanup(other.Close)
+	c, _ := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.Replace(other.URL, "127.0.0.1", "localhost", 1)+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	})
+	_, err := c.SubmitImage(context.Background(), testCred, SubmitRequest{ImageURL: "http://x/a.jpg"})
+	var he *HTTPError
+	if !errors.As(err, &he) || he.StatusCode != http.StatusTemporaryRedirect || IsRetryable(err) {
+		t.Errorf("err = %v, want a permanent HTTP 307 error", err)
+	}
+	if leaked {
+		t.Error("the submit body was replayed to another host")
+	}
+	assertNoSecrets(t, err)
+}
