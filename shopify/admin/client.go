@@ -251,7 +251,10 @@ func (c *Client) attempt(ctx context.Context, op, doc string, vars map[string]an
 				c.throttled.Add(1)
 				c.budget.release(op, 0, cost) // learn the bucket now so waitFor is accurate
 				if retryAfter <= 0 {
-					retryAfter = c.budget.waitFor(op) + 10*time.Millisecond
+					// Refill time plus up to as much again of jitter: other callers of the shop
+					// (other processes) woke up throttled too and must not all retry at once.
+					w := c.budget.waitFor(op) + 10*time.Millisecond
+					retryAfter = w + rand.N(w)
 				}
 				return retryAfter, &ThrottledError{Operation: op, RetryAfter: retryAfter}
 			}

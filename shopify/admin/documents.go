@@ -9,7 +9,7 @@ const docProduct = `query Product($id: ID!) {
     media(first: 250) {
       nodes { id alt status mediaContentType ... on MediaImage { image { url } } }
     }
-    variants(first: 100) {
+    variants(first: 50) {
       nodes { id media(first: 1) { nodes { id } } }
       pageInfo { hasNextPage endCursor }
     }
@@ -18,7 +18,7 @@ const docProduct = `query Product($id: ID!) {
 
 const docProductVariants = `query ProductVariants($id: ID!, $after: String) {
   product(id: $id) {
-    variants(first: 100, after: $after) {
+    variants(first: 50, after: $after) {
       nodes { id media(first: 1) { nodes { id } } }
       pageInfo { hasNextPage endCursor }
     }

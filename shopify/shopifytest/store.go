@@ -258,6 +258,9 @@ func (s *Store) withFaults(next http.Handler) http.Handler {
 			case <-time.After(lat):
 			case <-r.Context().Done():
 				return
+			case <-s.done:
+				http.Error(w, "store closed", http.StatusServiceUnavailable)
+				return
 			}
 		}
 		if status == 0 {
