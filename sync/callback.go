@@ -1,0 +1,84 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/rtb"
+)
+
+// RecordCallback notes Remove The Background's callback for a job, once.
+// It never downloads anything: it only wakes the job so a worker asks GET
+// Status, whose answer is what counts. It implements rtb.CallbackStore.
+func (p *Pipeline) RecordCallback(ctx context.Context, jobID uint64, cb rtb.Callback) (rtb.CallbackOutcome, error) {
+	var out rtb.CallbackOutcome
+	woke := false
+	err := p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var job models.ImageJob
+		if err := tx.Where("id = ?", jobID).Take(&job).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				out = rtb.CallbackUnknownJob
+				return nil
+			}
+			return err
+		}
+		now := p.now()
+		if job.Ticket == nil {
+			// The submission's answer was lost (the job is submitting, or
+			// failed after the merchant was told it was unconfirmed). A
+			// callback on this job's own secret URL proves Remove The
+			// Background accepted it: adopt the ticket; GET Status with
+			// the shop's credentials will confirm it before anything is
+			// written.
+			if job.SubmitStartedAt == nil || (job.State != models.JobSubmitting && job.State != models.JobFailed) || job.LeaseOwner != nil {
+				out = rtb.CallbackTicketMismatch
+				return nil
+			}
+			ok, err := p.transition(ctx, tx, &job, []string{models.JobSubmitting, models.JobFailed}, map[string]any{
+				"state": models.JobAwaitingRTB, "ticket": cb.Ticket, "submitted_at": job.SubmitStartedAt, "callback_at": now,
+				"run_at": ms(now), "error": "",
+			}, "unconfirmed submission resolved by the callback, ticket "+cb.Ticket)
+			if err == nil && ok {
+				out, woke = rtb.CallbackRecorded, true
+			} else if err == nil {
+				out = rtb.CallbackDuplicate
+			}
+			return err
+		}
+		if !strings.EqualFold(*job.Ticket, cb.Ticket) {
+			out = rtb.CallbackTicketMismatch
+			return nil
+		}
+		fields := map[string]any{"callback_at": now, "updated_at": now}
+		q := tx.Model(&models.ImageJob{}).Where("id = ? AND callback_at IS NULL", job.ID)
+		res := q.Updates(fields)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			out = rtb.CallbackDuplicate
+			return nil
+		}
+		out = rtb.CallbackRecorded
+		if err := p.event(tx, &job, job.State, job.State, "callback received"); err != nil {
+			return err
+		}
+		// Wake the job unless a worker holds it (that worker sees the
+		// callback when it finishes).
+		if job.State == models.JobAwaitingRTB {
+			res := tx.Model(&models.ImageJob{}).Where("id = ? AND state = ? AND lease_owner IS NULL", job.ID, models.JobAwaitingRTB).
+				Update("run_at", ms(now))
+			woke = res.RowsAffected > 0
+			return res.Error
+		}
+		return nil
+	})
+	if woke {
+		p.Notify()
+	}
+	return out, err
+}

@@ -1,0 +1,263 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/shopify"
+)
+
+// processedPrefix starts the file name of every image the app uploads; it
+// is how the app recognises its own images in a product's gallery, even
+// after a restart and before the upload's job recorded the new media id.
+const processedPrefix = "rtbshopify-processed-"
+
+// Candidate is one product image as seen in a webhook, the reconciler or
+// the backfill.
+type Candidate struct {
+	ProductID    string
+	ProductTitle string
+	ProductType  string
+	Vendor       string
+	Tags         []string
+	MediaID      string
+	ContentType  string
+	Status       string
+	Position     int // 0-based
+	Alt          string
+	URL          string
+	VariantIDs   []string
+}
+
+// EnqueueProduct turns a products/create or products/update webhook into
+// image jobs, inside the webhook's transaction. It implements shopify.Enqueuer.
+func (p *Pipeline) EnqueueProduct(ctx context.Context, tx *gorm.DB, shop *models.Shop, w shopify.ProductWebhook) error {
+	cands := make([]Candidate, 0, len(w.Media))
+	for _, m := range w.Media {
+		pos := m.Position - 1
+		if pos < 0 {
+			pos = 0
+		}
+		cands = append(cands, Candidate{ProductID: w.ID, ProductTitle: w.Title, ProductType: w.ProductType, Vendor: w.Vendor,
+			Tags: w.Tags, MediaID: m.ID, ContentType: m.ContentType, Status: m.Status, Position: pos, Alt: m.Alt,
+			URL: m.PreviewURL, VariantIDs: m.VariantIDs})
+	}
+	_, err := p.enqueue(ctx, tx, shop, cands)
+	if err == nil {
+		p.Notify()
+	}
+	return err
+}
+
+// EnqueueResult counts what enqueue did.
+type EnqueueResult struct{ Queued, Skipped, Known int }
+
+// enqueue records a job per candidate image that has none yet (one job per
+// media, ever: the unique (shop_id, media_id) index is the guard against
+// processing an image twice). A skipped image may be looked at again when
+// its product changes.
+func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, cands []Candidate) (EnqueueResult, error) {
+	var res EnqueueResult
+	if shop.State != models.ShopInstalled || len(cands) == 0 {
+		return res, nil
+	}
+	settings, err := LoadSettings(ctx, tx, p.o.Sealer, shop)
+	if err != nil {
+		return res, err
+	}
+	if ok, _ := settings.Ready(); !ok {
+		// Nothing is recorded for a shop that is not set up: when the
+		// merchant turns processing on, the backfill picks these up.
+		return res, nil
+	}
+	for _, c := range cands {
+		if c.MediaID == "" {
+			continue
+		}
+		reason := p.ineligible(ctx, tx, shop, settings, c)
+		var existing models.ImageJob
+		err := tx.WithContext(ctx).Where("shop_id = ? AND media_id = ?", shop.ID, c.MediaID).Take(&existing).Error
+		switch {
+		case err == nil:
+			res.Known++
+			if existing.State == models.JobSkipped && reason == "" {
+				if err := p.requeueSkipped(ctx, tx, shop, &existing, c); err != nil {
+					return res, err
+				}
+				res.Queued++
+			}
+			continue
+		case !errors.Is(err, gorm.ErrRecordNotFound):
+			return res, fmt.Errorf("look up job of %s: %w", c.MediaID, err)
+		}
+		job, err := p.newJob(tx, shop, settings, c, reason)
+		if err != nil {
+			return res, err
+		}
+		// A savepoint keeps a concurrent insert of the same media (the
+		// unique index) from aborting the whole webhook transaction.
+		err = tx.WithContext(ctx).Transaction(func(stx *gorm.DB) error {
+			if err := stx.Create(job).Error; err != nil {
+				return err
+			}
+			msg := "queued"
+			if reason != "" {
+				msg = reason
+			}
+			return p.event(stx, job, "", job.State, msg)
+		})
+		if models.IsDuplicate(err) {
+			res.Known++
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("record job of %s: %w", c.MediaID, err)
+		}
+		if reason != "" {
+			res.Skipped++
+		} else {
+			res.Queued++
+		}
+	}
+	return res, nil
+}
+
+func (p *Pipeline) newJob(tx *gorm.DB, shop *models.Shop, s Settings, c Candidate, reason string) (*models.ImageJob, error) {
+	now := p.now()
+	job := &models.ImageJob{
+		ShopID: shop.ID, ProductID: c.ProductID, ProductTitle: truncate(c.ProductTitle, 500), MediaID: c.MediaID,
+		OriginalURL: c.URL, OriginalAlt: c.Alt, OriginalPosition: c.Position, OriginalFilename: fileName(c.URL),
+		VariantIDs: variantJSON(c.VariantIDs), WriteMode: s.WriteMode, TemplateID: s.TemplateID,
+		State: models.JobQueued, CreatedAt: now, UpdatedAt: now,
+	}
+	if reason != "" {
+		job.State, job.Error = models.JobSkipped, reason
+		return job, nil
+	}
+	fair, err := p.fairKey(tx, shop.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	job.FairKey = fair
+	job.RunAt = ptr(ms(now))
+	if !strings.EqualFold(c.Status, "READY") && c.Status != "" {
+		job.RunAt = ptr(ms(now.Add(p.o.MediaRecheck)))
+	}
+	return job, nil
+}
+
+// fairKey advances the shop's virtual clock by one quantum and returns the
+// job's place in the claim order: a shop with a long queue gets keys far
+// ahead, so another shop's next image is claimed before most of them.
+func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64, now time.Time) (int64, error) {
+	shop, err := lockShop(tx, shopID)
+	if err != nil {
+		return 0, fmt.Errorf("lock shop %d: %w", shopID, err)
+	}
+	key := max(shop.FairClock, ms(now))
+	if err := tx.Model(&models.Shop{}).Where("id = ?", shopID).Update("fair_clock", key+p.o.FairQuantum.Milliseconds()).Error; err != nil {
+		return 0, err
+	}
+	return key, nil
+}
+
+func (p *Pipeline) requeueSkipped(ctx context.Context, tx *gorm.DB, shop *models.Shop, job *models.ImageJob, c Candidate) error {
+	fair, err := p.fairKey(tx, shop.ID, p.now())
+	if err != nil {
+		return err
+	}
+	_, err = p.transition(ctx, tx, job, []string{models.JobSkipped}, map[string]any{
+		"state": models.JobQueued, "error": "", "fair_key": fair, "run_at": ms(p.now()),
+		"original_url": c.URL, "original_alt": c.Alt, "original_position": c.Position, "variant_ids": variantJSON(c.VariantIDs),
+	}, "now eligible")
+	return err
+}
+
+// ineligible says why an image is not to be processed, or "" if it is.
+func (p *Pipeline) ineligible(ctx context.Context, tx *gorm.DB, shop *models.Shop, s Settings, c Candidate) string {
+	if ct := strings.ToUpper(c.ContentType); ct != "" && ct != "IMAGE" {
+		return "Not an image (" + strings.ToLower(ct) + ")."
+	}
+	if strings.EqualFold(c.Status, "FAILED") {
+		return "Shopify could not process this image."
+	}
+	if strings.HasPrefix(fileName(c.URL), processedPrefix) {
+		return "This is an image the app uploaded."
+	}
+	var own int64
+	tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND result_media_id = ?", shop.ID, c.MediaID).Count(&own)
+	if own > 0 {
+		return "This is an image the app uploaded."
+	}
+	if s.ImageScope == ScopeFeatured && c.Position != 0 {
+		return "Only the featured image is processed (settings: image scope)."
+	}
+	f := s.Filters
+	if len(f.ProductTypes) > 0 && !containsFold(f.ProductTypes, c.ProductType) {
+		return "The product type is not in the settings' product types."
+	}
+	if len(f.Vendors) > 0 && !containsFold(f.Vendors, c.Vendor) {
+		return "The vendor is not in the settings' vendors."
+	}
+	if len(f.TagsInclude) > 0 && !anyFold(f.TagsInclude, c.Tags) {
+		return "The product has none of the settings' required tags."
+	}
+	if len(f.TagsExclude) > 0 && anyFold(f.TagsExclude, c.Tags) {
+		return "The product has a tag the settings exclude."
+	}
+	return ""
+}
+
+func containsFold(list []string, v string) bool {
+	for _, x := range list {
+		if strings.EqualFold(strings.TrimSpace(x), strings.TrimSpace(v)) {
+			return true
+		}
+	}
+	return false
+}
+
+func anyFold(list, values []string) bool {
+	for _, v := range values {
+		if containsFold(list, v) {
+			return true
+		}
+	}
+	return false
+}
+
+// fileName is the last path segment of a URL, without its query.
+func fileName(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	if u == "" {
+		return ""
+	}
+	return path.Base(u)
+}
+
+// CancelShopJobs cancels every job of the shop that has not finished, inside
+// the caller's transaction. It implements shopify.Enqueuer.
+func (p *Pipeline) CancelShopJobs(ctx context.Context, tx *gorm.DB, shopID uint64, reason string) error {
+	var jobs []models.ImageJob
+	open := []string{models.JobQueued, models.JobRetrying, models.JobOverBudget, models.JobAwaitingRTB, models.JobSubmitting, models.JobWritingBack}
+	if err := tx.WithContext(ctx).Where("shop_id = ? AND state IN ?", shopID, open).Find(&jobs).Error; err != nil {
+		return err
+	}
+	for i := range jobs {
+		if _, err := p.transition(ctx, tx, &jobs[i], open, map[string]any{
+			"state": models.JobCancelled, "error": reason, "run_at": nil, "lease_owner": nil, "lease_until": nil,
+		}, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}

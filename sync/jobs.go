@@ -1,0 +1,208 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"rtbshopify/models"
+)
+
+// ErrLeaseLost means another worker owns the job now; the caller must stop
+// touching it.
+var ErrLeaseLost = errors.New("job lease lost")
+
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+func ptr[T any](v T) *T { return &v }
+
+// lease is a worker's claim on one job. Every write it makes is fenced by
+// the claim token, so a worker whose lease expired and was taken over
+// cannot change the job any more.
+type lease struct {
+	p     *Pipeline
+	job   *models.ImageJob
+	token string
+}
+
+// update writes fields of the leased job, and a job event when the state
+// changes. It fails with ErrLeaseLost when the lease is gone.
+func (l *lease) update(ctx context.Context, fields map[string]any, msg string) error {
+	return l.p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return l.updateTx(ctx, tx, fields, msg)
+	})
+}
+
+func (l *lease) updateTx(ctx context.Context, tx *gorm.DB, fields map[string]any, msg string) error {
+	fields["updated_at"] = l.p.now()
+	res := tx.Model(&models.ImageJob{}).Where("id = ? AND lease_owner = ?", l.job.ID, l.token).Updates(fields)
+	if res.Error != nil {
+		return fmt.Errorf("update job %d: %w", l.job.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrLeaseLost
+	}
+	from := l.job.State
+	applyFields(l.job, fields)
+	if to, ok := fields["state"].(string); ok && (to != from || msg != "") {
+		return l.p.event(tx, l.job, from, to, msg)
+	}
+	if msg != "" {
+		return l.p.event(tx, l.job, from, from, msg)
+	}
+	return nil
+}
+
+// release ends the lease, leaving the job to run again at runAt (nil: not
+// until something wakes it).
+func (l *lease) release(ctx context.Context, fields map[string]any, runAt *int64, msg string) error {
+	fields["lease_owner"] = nil
+	fields["lease_until"] = nil
+	fields["run_at"] = runAt
+	return l.update(ctx, fields, msg)
+}
+
+// event appends one line to the job's audit trail.
+func (p *Pipeline) event(tx *gorm.DB, job *models.ImageJob, from, to, msg string) error {
+	ev := models.JobEvent{JobID: job.ID, ShopID: job.ShopID, FromState: from, ToState: to, Message: truncate(msg, 2000), CreatedAt: p.now()}
+	if err := tx.Create(&ev).Error; err != nil {
+		return fmt.Errorf("record event of job %d: %w", job.ID, err)
+	}
+	return nil
+}
+
+// transition changes a job's state outside any lease (API actions, cron,
+// callbacks), only if it is still in one of the expected states.
+func (p *Pipeline) transition(ctx context.Context, tx *gorm.DB, job *models.ImageJob, from []string, fields map[string]any, msg string) (bool, error) {
+	fields["updated_at"] = p.now()
+	res := tx.WithContext(ctx).Model(&models.ImageJob{}).Where("id = ? AND state IN ?", job.ID, from).Updates(fields)
+	if res.Error != nil {
+		return false, fmt.Errorf("update job %d: %w", job.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return false, nil
+	}
+	old := job.State
+	applyFields(job, fields)
+	return true, p.event(tx, job, old, job.State, msg)
+}
+
+// applyFields mirrors a column update onto the in-memory job.
+func applyFields(j *models.ImageJob, f map[string]any) {
+	for k, v := range f {
+		switch k {
+		case "state":
+			j.State = v.(string)
+		case "error":
+			j.Error = v.(string)
+		case "attempts":
+			if n, ok := v.(int); ok {
+				j.Attempts = n
+			}
+		case "ticket":
+			j.Ticket = asStringPtr(v)
+		case "step":
+			j.Step = v.(string)
+		case "result_media_id":
+			j.ResultMediaID = v.(string)
+		case "original_file_id":
+			j.OriginalFileID = v.(string)
+		case "processed_url":
+			j.ProcessedURL = v.(string)
+		case "final_image_url":
+			j.FinalImageURL = v.(string)
+		case "original_url":
+			j.OriginalURL = v.(string)
+		case "original_alt":
+			j.OriginalAlt = v.(string)
+		case "original_position":
+			j.OriginalPosition = v.(int)
+		case "original_filename":
+			j.OriginalFilename = v.(string)
+		case "variant_ids":
+			j.VariantIDs = v.(string)
+		case "delivered_at":
+			j.DeliveredAt = asTimePtr(v)
+		case "submitted_at":
+			j.SubmittedAt = asTimePtr(v)
+		case "submit_started_at":
+			j.SubmitStartedAt = asTimePtr(v)
+		case "callback_at":
+			j.CallbackAt = asTimePtr(v)
+		case "due_by":
+			j.DueBy = asTimePtr(v)
+		case "price":
+			j.Price = v.(string)
+		case "template_id":
+			j.TemplateID = v.(string)
+		case "write_mode":
+			j.WriteMode = v.(string)
+		case "submit_month":
+			j.SubmitMonth = asStringPtr(v)
+		case "updated_at":
+			j.UpdatedAt = v.(time.Time)
+		}
+	}
+}
+
+func asStringPtr(v any) *string {
+	switch s := v.(type) {
+	case string:
+		return &s
+	case *string:
+		return s
+	}
+	return nil
+}
+
+func asTimePtr(v any) *time.Time {
+	switch t := v.(type) {
+	case time.Time:
+		return &t
+	case *time.Time:
+		return t
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// lockShop takes the shop's row lock inside tx (MySQL); on SQLite the
+// immediate transaction already serialises writers.
+func lockShop(tx *gorm.DB, shopID uint64) (*models.Shop, error) {
+	var shop models.Shop
+	q := tx
+	if models.DialectOf(tx) == models.MySQL {
+		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	if err := q.Where("id = ?", shopID).Take(&shop).Error; err != nil {
+		return nil, err
+	}
+	return &shop, nil
+}
+
+func variantList(raw string) []string {
+	var ids []string
+	if raw != "" {
+		json.Unmarshal([]byte(raw), &ids)
+	}
+	return ids
+}
+
+func variantJSON(ids []string) string {
+	if ids == nil {
+		ids = []string{}
+	}
+	b, _ := json.Marshal(ids)
+	return string(b)
+}

@@ -1,0 +1,186 @@
+// Package sync is the pipeline: durable image jobs from a product webhook to
+// a processed image written back on the product, the workers that move
+// them, the Remove The Background callback store, revert and retry, the
+// reconciliation cron and the catalogue backfill.
+//
+// It shadows the standard library's sync; import it as
+// imgsync "rtbshopify/sync".
+package sync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	gosync "sync"
+	"sync/atomic"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/rtb"
+	"rtbshopify/shopify/admin"
+)
+
+// RTB is the part of the Remove The Background client the pipeline uses.
+type RTB interface {
+	Templates(ctx context.Context, cred rtb.Credentials) ([]rtb.Template, error)
+	SubmitImage(ctx context.Context, cred rtb.Credentials, req rtb.SubmitRequest) (string, error)
+	Status(ctx context.Context, cred rtb.Credentials, ticket string) (*rtb.ImageStatus, error)
+}
+
+// Fetcher downloads an image through the download guard.
+type Fetcher interface {
+	Fetch(ctx context.Context, rawURL string) (*rtb.Image, error)
+}
+
+// TokenRefresher refreshes shops' access tokens before they expire.
+type TokenRefresher interface {
+	RefreshExpiring(ctx context.Context, within time.Duration) (int, error)
+}
+
+// Options are the pipeline's collaborators and tunables.
+type Options struct {
+	DB       *gorm.DB
+	Sealer   *models.Sealer
+	RTB      RTB
+	Fetcher  Fetcher
+	Admin    func(shop string) *admin.Client // one client per shop per unit of work
+	Tokens   TokenRefresher                  // may be nil
+	Signer   *rtb.TokenSigner
+	AppURL   string
+	Log      *slog.Logger
+	Now      func() time.Time
+	Workers  int
+	Schedule Schedule
+
+	// Lease is how long a claimed job is a worker's before another may take it.
+	Lease time.Duration
+	// Idle is how long a worker waits for work when it found none.
+	Idle time.Duration
+	// MaxAttempts caps retries of a step before the job fails.
+	MaxAttempts int
+	// MediaRecheck is when a media that was not READY yet is looked at again.
+	MediaRecheck time.Duration
+	// FairQuantum spaces one shop's jobs in the claim order, so another
+	// shop's new job goes ahead of a large import.
+	FairQuantum time.Duration
+}
+
+// Pipeline runs image jobs.
+type Pipeline struct {
+	o      Options
+	log    *slog.Logger
+	wake   chan struct{}
+	stop   context.CancelFunc
+	wg     gosync.WaitGroup
+	cron   *cronRunner
+	nodeID string
+
+	draining atomic.Bool // set by Stop: finish the current job, take no new one
+}
+
+// New builds a pipeline; Start runs it.
+func New(o Options) *Pipeline {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Workers <= 0 {
+		o.Workers = 4
+	}
+	if o.Lease == 0 {
+		o.Lease = 2 * time.Minute
+	}
+	if o.Idle == 0 {
+		o.Idle = time.Second
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 8
+	}
+	if o.MediaRecheck == 0 {
+		o.MediaRecheck = 30 * time.Second
+	}
+	if o.FairQuantum == 0 {
+		o.FairQuantum = time.Second
+	}
+	o.Schedule = o.Schedule.withDefaults()
+	b := make([]byte, 6)
+	rand.Read(b)
+	return &Pipeline{o: o, log: o.Log, wake: make(chan struct{}, 1), nodeID: hex.EncodeToString(b)}
+}
+
+func (p *Pipeline) now() time.Time { return p.o.Now().UTC() }
+
+// Notify wakes an idle worker: there may be work due now.
+func (p *Pipeline) Notify() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the workers, the backfill runner and the cron until Stop.
+func (p *Pipeline) Start(ctx context.Context) {
+	ctx, p.stop = context.WithCancel(context.WithoutCancel(ctx))
+	for i := range p.o.Workers {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.workLoop(ctx, i)
+		}()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.backfillLoop(ctx)
+	}()
+	p.cron = p.startCron(ctx)
+}
+
+// StopCron stops scheduling cron runs and waits for a running one.
+func (p *Pipeline) StopCron(ctx context.Context) {
+	if p.cron != nil {
+		p.cron.stop(ctx)
+	}
+}
+
+// Stop stops the workers: a job in flight finishes its current step or,
+// if ctx ends first, is abandoned with its lease, which expires and lets
+// another worker take it.
+func (p *Pipeline) Stop(ctx context.Context) {
+	p.StopCron(ctx)
+	if p.stop == nil {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		p.wg.Wait()
+		close(done)
+	}()
+	// Workers check for the stop between steps; give in-flight steps until
+	// ctx ends, then cancel them.
+	p.draining.Store(true)
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	p.stop()
+	<-done
+}
+
+// Errors the API maps to answers.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+)
+
+// ConflictError says why an action does not apply to a job in its state.
+type ConflictError struct{ Message string }
+
+func (e *ConflictError) Error() string { return e.Message }
+func (e *ConflictError) Unwrap() error { return ErrConflict }

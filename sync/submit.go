@@ -1,0 +1,216 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/rtb"
+	"rtbshopify/shopify/admin"
+)
+
+// loadShop returns the job's shop and settings, or a reason to stop.
+func (p *Pipeline) loadShop(ctx context.Context, shopID uint64) (*models.Shop, Settings, error) {
+	var shop models.Shop
+	if err := p.o.DB.WithContext(ctx).Where("id = ?", shopID).Take(&shop).Error; err != nil {
+		return nil, Settings{}, fmt.Errorf("load shop %d: %w", shopID, err)
+	}
+	s, err := LoadSettings(ctx, p.o.DB, p.o.Sealer, &shop)
+	return &shop, s, err
+}
+
+// submit sends the image to Remove The Background, once. The job is marked
+// submitting (and its price counted against the month's budget) before the
+// request leaves; if the answer is lost, the job stays submitting with no
+// ticket: it is never sent again by itself. The callback for its URL, or
+// the merchant's explicit resubmit, resolves it.
+func (p *Pipeline) submit(ctx context.Context, l *lease) error {
+	j := l.job
+	shop, settings, err := p.loadShop(ctx, j.ShopID)
+	if err != nil {
+		return p.fail(ctx, l, err, "Could not read the shop's settings.")
+	}
+	if shop.State != models.ShopInstalled {
+		return l.release(ctx, map[string]any{"state": models.JobCancelled, "error": "The app was uninstalled."}, nil, "shop uninstalled")
+	}
+	if ok, why := settings.Ready(); !ok {
+		return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": why}, nil, why)
+	}
+
+	// The webhook's view may be stale: read the image as it is now.
+	product, err := p.o.Admin(shop.Domain).Product(ctx, j.ProductID)
+	if errors.Is(err, admin.ErrNotFound) {
+		return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": "The product was deleted."}, nil, "product gone")
+	}
+	if err != nil {
+		return p.fail(ctx, l, err, "Could not read the product from Shopify.")
+	}
+	m, variants := findMedia(product, j.MediaID)
+	if m == nil {
+		return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": "The image was removed from the product."}, nil, "media gone")
+	}
+	switch strings.ToUpper(m.Status) {
+	case "READY":
+	case "FAILED":
+		return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": "Shopify could not process this image."}, nil, "media failed")
+	default:
+		// Shopify is still processing the upload: look again later, it is
+		// not a failure.
+		if p.now().Sub(j.CreatedAt) > 24*time.Hour {
+			return l.release(ctx, map[string]any{"state": models.JobFailed, "error": "Shopify did not finish processing this image within a day."}, nil, "media never ready")
+		}
+		return l.release(ctx, map[string]any{}, ptr(ms(p.now().Add(p.o.MediaRecheck))), "")
+	}
+	if m.URL == "" {
+		return p.fail(ctx, l, errNotReadyYet, "Shopify has not published the image yet.")
+	}
+	snapshot := map[string]any{"original_url": m.URL, "original_alt": m.Alt, "original_position": m.Position,
+		"original_filename": fileName(m.URL), "variant_ids": variantJSON(variants), "product_title": truncate(product.Title, 500)}
+
+	// Reserve the price against the month's budget under the shop's lock,
+	// so concurrent workers cannot overspend.
+	now := p.now()
+	month := now.Format("2006-01")
+	var over bool
+	err = p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if _, err := lockShop(tx, shop.ID); err != nil {
+			return err
+		}
+		if settings.MonthlyBudget != "" {
+			spent, err := monthSpend(ctx, tx, shop.ID, month)
+			if err != nil {
+				return err
+			}
+			price, _ := parseMoney(settings.TemplatePrice)
+			budget, _ := parseMoney(settings.MonthlyBudget)
+			if spent+price > budget {
+				over = true
+				snapshot["state"] = models.JobOverBudget
+				snapshot["error"] = fmt.Sprintf("This month's budget of %s is used up (%s spent). Raise the budget in settings to continue, or wait for next month.", settings.MonthlyBudget, formatMoney(spent))
+				snapshot["lease_owner"], snapshot["lease_until"], snapshot["run_at"] = nil, nil, nil
+				return l.updateTx(ctx, tx, snapshot, "over budget")
+			}
+		}
+		for k, v := range map[string]any{
+			"state": models.JobSubmitting, "submit_started_at": now, "submit_month": month, "price": settings.TemplatePrice,
+			"template_id": settings.TemplateID, "write_mode": settings.WriteMode,
+			"due_by": now.Add(time.Duration(settings.DeliveryHours) * time.Hour),
+			// Not claimable while submitting: an expired lease here means
+			// the outcome is unknown, and only the rescuer decides.
+			"run_at": nil, "error": "",
+		} {
+			snapshot[k] = v
+		}
+		return l.updateTx(ctx, tx, snapshot, "submitting")
+	})
+	if err != nil || over {
+		return err
+	}
+
+	ticket, err := p.o.RTB.SubmitImage(ctx, settings.Credentials, rtb.SubmitRequest{
+		TemplateID: settings.TemplateID, ImageURL: j.OriginalURL, DeliveryHours: settings.DeliveryHours,
+		CallbackURL: p.o.AppURL + "/rtb/callback/" + p.o.Signer.Token(j.ID),
+	})
+	if err != nil {
+		if rtb.MaybeSubmitted(err) {
+			// Unknown outcome: it may have been accepted and billed.
+			msg := "Remove The Background did not confirm the submission. If it accepted the image, its delivery completes this job by itself; otherwise Retry resubmits it."
+			return l.release(ctx, map[string]any{"error": msg}, nil, "submission uncertain: "+err.Error())
+		}
+		// Known not accepted: give the budget back and retry or fail.
+		if uerr := l.update(ctx, map[string]any{"submit_started_at": nil, "submit_month": nil, "state": models.JobRetrying}, ""); uerr != nil {
+			return uerr
+		}
+		return p.fail(ctx, l, err, submitFailureMessage(err))
+	}
+	sent := p.now()
+	return l.release(ctx, map[string]any{"state": models.JobAwaitingRTB, "ticket": ticket, "submitted_at": sent},
+		nil, "submitted, ticket "+ticket)
+}
+
+func submitFailureMessage(err error) string {
+	var api *rtb.APIError
+	if errors.As(err, &api) {
+		return fmt.Sprintf("Remove The Background refused the image (%s). Check the credentials and template in settings.", api.Code)
+	}
+	return "Could not reach Remove The Background."
+}
+
+// monthSpend adds up the prices of the shop's submissions in a month, in
+// ten-thousandths.
+func monthSpend(ctx context.Context, tx *gorm.DB, shopID uint64, month string) (int64, error) {
+	var prices []string
+	if err := tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND submit_month = ?", shopID, month).Pluck("price", &prices).Error; err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, s := range prices {
+		v, _ := parseMoney(s)
+		total += v
+	}
+	return total, nil
+}
+
+func findMedia(p *admin.Product, mediaID string) (*admin.Media, []string) {
+	for i := range p.Media {
+		if p.Media[i].ID == mediaID {
+			var variants []string
+			for _, v := range p.Variants {
+				for _, id := range v.MediaIDs {
+					if id == mediaID {
+						variants = append(variants, v.ID)
+					}
+				}
+			}
+			return &p.Media[i], variants
+		}
+	}
+	return nil, nil
+}
+
+// poll asks Remove The Background whether the image is delivered and, if
+// so, writes it back. Only GET Status's answer (with the shop's own
+// credentials) counts: a callback is just a hint to ask now.
+func (p *Pipeline) poll(ctx context.Context, l *lease) error {
+	j := l.job
+	shop, settings, err := p.loadShop(ctx, j.ShopID)
+	if err != nil {
+		return p.fail(ctx, l, err, "Could not read the shop's settings.")
+	}
+	if shop.State != models.ShopInstalled {
+		return l.release(ctx, map[string]any{"state": models.JobCancelled, "error": "The app was uninstalled."}, nil, "shop uninstalled")
+	}
+	st, err := p.o.RTB.Status(ctx, settings.Credentials, *j.Ticket)
+	if err != nil {
+		var api *rtb.APIError
+		if errors.As(err, &api) {
+			return l.release(ctx, map[string]any{"state": models.JobFailed,
+				"error": fmt.Sprintf("Remove The Background does not report this image (%s). Contact their support with ticket %s.", api.Code, *j.Ticket)}, nil, err.Error())
+		}
+		return p.fail(ctx, l, err, "Could not ask Remove The Background for the image's status.")
+	}
+	if !st.Delivered() {
+		if st.StatusID != rtb.StatusNew && st.StatusID != rtb.StatusInProduction && st.StatusID != rtb.StatusFinished {
+			p.log.Info("unknown Remove The Background status, treated as in progress", "job", j.ID, "status_id", st.StatusID, "status", st.StatusName)
+		}
+		// A callback said it was done but the status disagrees: ask again
+		// shortly. Otherwise sleep until the callback or the cron.
+		var next *int64
+		if j.CallbackAt != nil && p.now().Sub(*j.CallbackAt) < time.Hour {
+			next = ptr(ms(p.now().Add(time.Minute)))
+		}
+		return l.release(ctx, map[string]any{"state": models.JobAwaitingRTB}, next, fmt.Sprintf("status %d %s", st.StatusID, st.StatusName))
+	}
+	if st.FinalImageURL == "" {
+		return p.fail(ctx, l, errNotReadyYet, "Remove The Background reported the image delivered without a file.")
+	}
+	if err := l.update(ctx, map[string]any{"state": models.JobWritingBack, "delivered_at": p.now(), "final_image_url": st.FinalImageURL, "attempts": 0, "error": ""}, "delivered"); err != nil {
+		return err
+	}
+	return p.writeBack(ctx, l)
+}

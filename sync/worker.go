@@ -1,0 +1,180 @@
+package sync
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	mrand "math/rand/v2"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"rtbshopify/models"
+	"rtbshopify/rtb"
+	"rtbshopify/shopify/admin"
+)
+
+func (p *Pipeline) workLoop(ctx context.Context, n int) {
+	log := p.log.With("worker", n)
+	for ctx.Err() == nil && !p.draining.Load() {
+		l, err := p.claim(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Error("claim job", "err", err)
+			}
+			p.idle(ctx, p.o.Idle)
+			continue
+		}
+		if l == nil {
+			p.idle(ctx, p.o.Idle)
+			continue
+		}
+		p.runJob(ctx, l)
+	}
+}
+
+func (p *Pipeline) idle(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-p.wake:
+	case <-t.C:
+	}
+}
+
+// claim takes the next due job, fairest first, and leases it. On MySQL
+// the row is locked with SKIP LOCKED so replicas never wait on each other;
+// SQLite has a single writer. The lease pushes run_at to the lease expiry,
+// so a worker that dies leaves a job that comes back by itself.
+func (p *Pipeline) claim(ctx context.Context) (*lease, error) {
+	now := p.now()
+	token := newToken()
+	var job models.ImageJob
+	err := p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		q := tx.Where("run_at <= ?", ms(now)).Order("fair_key, id").Limit(1)
+		if models.DialectOf(tx) == models.MySQL {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+		}
+		if err := q.Take(&job).Error; err != nil {
+			return err
+		}
+		until := ms(now.Add(p.o.Lease))
+		return tx.Model(&models.ImageJob{}).Where("id = ?", job.ID).
+			Updates(map[string]any{"lease_owner": token, "lease_until": until, "run_at": until}).Error
+	})
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	job.LeaseOwner = &token
+	return &lease{p: p, job: &job, token: token}, nil
+}
+
+func newToken() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// runJob does the job's next step while keeping its lease alive.
+func (p *Pipeline) runJob(ctx context.Context, l *lease) {
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go p.heartbeat(jctx, l, cancel)
+	log := p.log.With("job", l.job.ID, "shop_id", l.job.ShopID, "state", l.job.State)
+	err := p.step(jctx, l)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrLeaseLost):
+		log.Warn("lease lost; another worker has the job")
+	case ctx.Err() != nil:
+		log.Info("stopped mid-job; the lease will expire and another worker resumes it")
+	default:
+		log.Error("job step failed", "err", err)
+	}
+}
+
+// heartbeat extends the lease while the worker is busy, and cancels the
+// work if the lease was taken over.
+func (p *Pipeline) heartbeat(ctx context.Context, l *lease, cancel context.CancelFunc) {
+	t := time.NewTicker(p.o.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			until := ms(p.now().Add(p.o.Lease))
+			res := p.o.DB.WithContext(ctx).Model(&models.ImageJob{}).
+				Where("id = ? AND lease_owner = ?", l.job.ID, l.token).
+				Updates(map[string]any{"lease_until": until, "run_at": gorm.Expr("CASE WHEN run_at IS NULL THEN NULL ELSE ? END", until)})
+			if res.Error == nil && res.RowsAffected == 0 {
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// step dispatches on what the job needs next. The state and the recorded
+// facts (ticket, delivery) decide, so a retried job resumes where it was.
+func (p *Pipeline) step(ctx context.Context, l *lease) error {
+	j := l.job
+	switch {
+	case j.State == models.JobDone && j.Step == stepRevertRequested:
+		return p.revert(ctx, l)
+	case j.State == models.JobQueued || j.State == models.JobRetrying && j.Ticket == nil:
+		return p.submit(ctx, l)
+	case j.State == models.JobAwaitingRTB || j.State == models.JobRetrying && j.DeliveredAt == nil:
+		return p.poll(ctx, l)
+	case j.State == models.JobWritingBack || j.State == models.JobRetrying:
+		return p.writeBack(ctx, l)
+	}
+	// Nothing to do in this state (e.g. woken after it finished): let go.
+	return l.release(ctx, map[string]any{}, nil, "")
+}
+
+// backoff is attempt⁴ seconds ± 10 %.
+func backoff(attempt int) time.Duration {
+	base := math.Pow(float64(attempt), 4)
+	jitter := 1 + (mrand.Float64()*0.2 - 0.1)
+	return time.Duration(base * jitter * float64(time.Second))
+}
+
+// retryable reports whether a failure is worth another attempt later.
+func retryable(err error) bool {
+	return rtb.IsRetryable(err) || admin.IsRetryable(err) || errors.Is(err, errNotReadyYet)
+}
+
+var errNotReadyYet = errors.New("not ready yet")
+
+// fail records a step failure: a retryable one is retried after a backoff
+// until MaxAttempts, anything else (or the last attempt) fails the job
+// with a message a merchant can act on.
+func (p *Pipeline) fail(ctx context.Context, l *lease, err error, merchantMsg string) error {
+	if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
+		return err
+	}
+	attempts := l.job.Attempts + 1
+	if retryable(err) && attempts < p.o.MaxAttempts {
+		next := p.now().Add(backoff(attempts))
+		state := models.JobRetrying
+		if l.job.State == models.JobAwaitingRTB || l.job.State == models.JobWritingBack {
+			state = l.job.State
+		}
+		msg := fmt.Sprintf("attempt %d failed, next try at %s: %v", attempts, next.Format(time.RFC3339), err)
+		return l.release(ctx, map[string]any{"state": state, "attempts": attempts, "error": merchantMsg + " We will try again automatically."}, ptr(ms(next)), msg)
+	}
+	reason := merchantMsg
+	if retryable(err) {
+		reason += fmt.Sprintf(" We gave up after %d attempts; use Retry to try again.", attempts)
+	}
+	return l.release(ctx, map[string]any{"state": models.JobFailed, "attempts": attempts, "error": reason}, nil, err.Error())
+}
