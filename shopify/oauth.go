@@ -75,11 +75,18 @@ func stateMAC(secret, msg string) []byte {
 // checkState verifies the cookie's MAC (current or previous secret), its
 // expiry, and that it carries this state and shop.
 func (a *App) checkState(cookie, state, shop string) bool {
-	parts := strings.Split(cookie, ".")
-	if len(parts) != 4 || state == "" {
+	// nonce.shop.expiry.mac, where the shop itself contains dots.
+	nonce, rest, ok1 := strings.Cut(cookie, ".")
+	i := strings.LastIndexByte(rest, '.')
+	if !ok1 || i < 0 || state == "" {
 		return false
 	}
-	nonce, cshop, expS, macHex := parts[0], parts[1], parts[2], parts[3]
+	rest, macHex := rest[:i], rest[i+1:]
+	j := strings.LastIndexByte(rest, '.')
+	if j < 0 {
+		return false
+	}
+	cshop, expS := rest[:j], rest[j+1:]
 	mac, err := hex.DecodeString(macHex)
 	if err != nil {
 		return false
