@@ -218,6 +218,12 @@ func (f *fakeEnqueuer) CancelShopJobs(ctx context.Context, tx *gorm.DB, shopID u
 	return tx.Model(&models.ImageJob{}).Where("shop_id = ?", shopID).Update("state", models.JobCancelled).Error
 }
 
+func (f *fakeEnqueuer) snapshot() []ProductWebhook {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]ProductWebhook(nil), f.products...)
+}
+
 func (f *fakeEnqueuer) calls() (int, int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
