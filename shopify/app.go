@@ -30,6 +30,7 @@ type App struct {
 	enq      Enqueuer
 	log      *slog.Logger
 	hc       *http.Client
+	hcSet    bool // WithHTTPClient was given: Admin clients use it too
 	now      func() time.Time
 	tokens   *Tokens
 	sessions SessionVerifier
@@ -41,8 +42,11 @@ type App struct {
 // Option adjusts an App.
 type Option func(*App)
 
-// WithHTTPClient sets the client for Shopify's token endpoint.
-func WithHTTPClient(hc *http.Client) Option { return func(a *App) { a.hc = hc } }
+// WithHTTPClient sets the client for Shopify's token endpoint and for the
+// Admin clients built from AdminOptions.
+func WithHTTPClient(hc *http.Client) Option {
+	return func(a *App) { a.hc, a.hcSet = hc, hc != nil }
+}
 
 // WithClock sets the clock used for token expiry, session tokens and
 // OAuth timestamps.
@@ -83,13 +87,17 @@ func (a *App) Sessions() SessionVerifier { return a.sessions }
 // client, logger and a token source that refreshes. The caller adds the
 // shop's shared Budget.
 func (a *App) AdminOptions(shop string) admin.Options {
-	return admin.Options{
+	o := admin.Options{
 		Shop:       shop,
 		Token:      a.tokens.Source(shop),
 		APIVersion: a.cfg.ShopifyAPIVersion,
 		BaseURL:    a.cfg.ShopifyAdminBaseURL,
 		Logger:     a.log,
 	}
+	if a.hcSet {
+		o.HTTPClient = a.hc
+	}
+	return o
 }
 
 // Register mounts the install and webhook routes.

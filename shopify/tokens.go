@@ -65,6 +65,9 @@ func NewTokens(cfg config.Config, db *gorm.DB, sealer *models.Sealer, hc *http.C
 // AccessToken returns a usable access token for the shop, refreshing it
 // first when it expires within RefreshMargin. Errors wrap ErrNotInstalled
 // or ErrReauthorize when no token can be had without the merchant.
+//
+// Do not call it while holding a transaction: a refresh opens its own
+// (and on SQLite the pool has one connection).
 func (t *Tokens) AccessToken(ctx context.Context, shopDomain string) (string, error) {
 	var s models.Shop
 	err := t.db.WithContext(ctx).Where("domain = ?", shopDomain).Take(&s).Error
