@@ -18,6 +18,8 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
 
+	imgsync "rtbshopify/sync"
+
 	"rtbshopify/config"
 	"rtbshopify/models"
 	"rtbshopify/sync/web"
@@ -187,19 +189,25 @@ func serve(ctx context.Context, getenv func(string) string, logw io.Writer, read
 
 // application is everything serve runs, built before it listens.
 type application struct {
-	http  *fiber.App
-	start func(ctx context.Context)
-	stop  func(ctx context.Context, log *slog.Logger)
+	http     *fiber.App
+	pipeline *imgsync.Pipeline
+}
+
+func (a *application) start(ctx context.Context) { a.pipeline.Start(ctx) }
+
+// stop runs after HTTP intake stopped: cron first, then the workers, which
+// finish their current step or leave it to their lease.
+func (a *application) stop(ctx context.Context, log *slog.Logger) {
+	a.pipeline.StopCron(ctx)
+	a.pipeline.Stop(ctx)
 }
 
 func buildApp(ctx context.Context, cfg config.Config, db *gorm.DB, log *slog.Logger) (*application, error) {
-	reg := web.NewRegistry(db, log)
-	srv := web.NewServer(web.ServerOptions{DB: db, Log: log, Registry: reg})
-	return &application{
-		http:  srv,
-		start: func(context.Context) {},
-		stop:  func(context.Context, *slog.Logger) {},
-	}, nil
+	app, err := web.Build(cfg, db, log, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &application{http: app.HTTP, pipeline: app.Pipeline}, nil
 }
 
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

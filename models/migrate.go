@@ -88,6 +88,11 @@ func statements(m Migration, d Dialect) []string {
 			st = strings.TrimSuffix(st, ";")
 			st = strings.ReplaceAll(st, "{{ID}}", id)
 			st = strings.ReplaceAll(st, "{{ENGINE}}", engine)
+			if d == SQLite {
+				// The SQLite driver only turns columns declared exactly
+				// DATETIME back into time.Time.
+				st = strings.ReplaceAll(st, "DATETIME(6)", "DATETIME")
+			}
 			out = append(out, st)
 		}
 	}

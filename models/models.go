@@ -158,3 +158,11 @@ type Backfill struct {
 	FinishedAt    *time.Time
 	UpdatedAt     time.Time
 }
+
+// ProductLock lets one worker at a time change a product's gallery.
+type ProductLock struct {
+	ShopID    uint64 `gorm:"primaryKey;autoIncrement:false"`
+	ProductID string `gorm:"primaryKey"`
+	Owner     string
+	UntilMs   int64
+}

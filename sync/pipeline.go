@@ -184,3 +184,7 @@ type ConflictError struct{ Message string }
 
 func (e *ConflictError) Error() string { return e.Message }
 func (e *ConflictError) Unwrap() error { return ErrConflict }
+
+// SetTokens sets the token refresher used by the cron (it is built after
+// the pipeline, which it needs as its enqueuer).
+func (p *Pipeline) SetTokens(t TokenRefresher) { p.o.Tokens = t }

@@ -212,5 +212,5 @@ func (p *Pipeline) poll(ctx context.Context, l *lease) error {
 	if err := l.update(ctx, map[string]any{"state": models.JobWritingBack, "delivered_at": p.now(), "final_image_url": st.FinalImageURL, "attempts": 0, "error": ""}, "delivered"); err != nil {
 		return err
 	}
-	return p.writeBack(ctx, l)
+	return p.withProduct(ctx, l, func() error { return p.writeBack(ctx, l) })
 }

@@ -119,6 +119,7 @@ func (p *Pipeline) heartbeat(ctx context.Context, l *lease, cancel context.Cance
 				cancel()
 				return
 			}
+			p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).Where("owner = ?", l.token).Update("until_ms", until)
 		}
 	}
 }
@@ -129,13 +130,13 @@ func (p *Pipeline) step(ctx context.Context, l *lease) error {
 	j := l.job
 	switch {
 	case j.State == models.JobDone && j.Step == stepRevertRequested:
-		return p.revert(ctx, l)
+		return p.withProduct(ctx, l, func() error { return p.revert(ctx, l) })
 	case j.State == models.JobQueued || j.State == models.JobRetrying && j.Ticket == nil:
 		return p.submit(ctx, l)
 	case j.State == models.JobAwaitingRTB || j.State == models.JobRetrying && j.DeliveredAt == nil:
 		return p.poll(ctx, l)
 	case j.State == models.JobWritingBack || j.State == models.JobRetrying:
-		return p.writeBack(ctx, l)
+		return p.withProduct(ctx, l, func() error { return p.writeBack(ctx, l) })
 	}
 	// Nothing to do in this state (e.g. woken after it finished): let go.
 	return l.release(ctx, map[string]any{}, nil, "")

@@ -226,31 +226,45 @@ func (w *writer) add(ctx context.Context, product *admin.Product) error {
 	return w.finish(ctx, newID, "processed image added after the original")
 }
 
-// ensureMedia returns the processed media on the product, creating it only
-// if neither the job nor the product knows one (a worker may have died
-// after Shopify created it and before the job recorded it).
+// ensureMedia returns the processed image as a media of the product. It is
+// created as a file with a name unique to the job (fileCreate refuses a
+// second one), then attached: a retry, or another worker after a crash,
+// finds it by name instead of adding a copy.
 func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt string) (string, error) {
 	j := w.l.job
-	if j.ResultMediaID != "" {
-		if m, _ := findMedia(product, j.ResultMediaID); m != nil {
-			return j.ResultMediaID, nil
+	id := j.ResultMediaID
+	if id == "" {
+		name := processedName(j.ID, w.img.Ext)
+		f, err := w.c.FindFile(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		if f != nil {
+			id = f.ID
+		} else {
+			src, err := w.c.StageUpload(ctx, name, mimeOf(w.img.Ext), w.img.Data)
+			if err != nil {
+				return "", err
+			}
+			if id, err = w.ensureFile(ctx, name, src, alt); err != nil {
+				return "", err
+			}
+		}
+		if err := w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
+			return "", err
 		}
 	}
-	prefix := strings.TrimSuffix(processedName(j.ID, ""), "")
-	for _, m := range product.Media {
-		if stem := strings.TrimSuffix(m.Filename, path.Ext(m.Filename)); stem == prefix || strings.HasPrefix(stem, prefix+"_") {
-			return m.ID, w.l.update(ctx, map[string]any{"result_media_id": m.ID}, "found the processed image already on the product")
-		}
+	if m, _ := findMedia(product, id); m != nil {
+		return id, nil
 	}
-	src, err := w.c.StageUpload(ctx, processedName(j.ID, w.img.Ext), mimeOf(w.img.Ext), w.img.Data)
-	if err != nil {
+	// Shopify attaches only READY files to products.
+	if err := w.waitReady(ctx, id); err != nil {
 		return "", err
 	}
-	id, err := w.c.AddProductImage(ctx, j.ProductID, src, alt)
-	if err != nil {
+	if err := w.c.AttachFile(ctx, id, j.ProductID); err != nil {
 		return "", err
 	}
-	return id, w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image added to the product")
+	return id, nil
 }
 
 // ensureFile returns the id of a file with a deterministic name, creating

@@ -1,0 +1,260 @@
+// Package e2e_test drives the whole app — webhooks, workers, callbacks,
+// write-back — against the fake Shopify store and the fake Remove The
+// Background service, on SQLite and, when TEST_MYSQL_DSN is set, MariaDB.
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/config"
+	"rtbshopify/models"
+	"rtbshopify/rtb/rtbtest"
+	"rtbshopify/shopify/shopifytest"
+	imgsync "rtbshopify/sync"
+	"rtbshopify/sync/web"
+)
+
+const (
+	shopDomain = "demo-shop.myshopify.com"
+	rtbEmail   = "merchant@example.com"
+	rtbKey     = "44979dfe-5aa7-44ea-b3dd-7fae33bc37e9"
+)
+
+type harness struct {
+	t      *testing.T
+	db     *gorm.DB
+	store  *shopifytest.Store
+	rtb    *rtbtest.Server
+	app    *web.App
+	url    string
+	cfg    config.Config
+	log    *slog.Logger
+	cancel context.CancelFunc
+}
+
+type harnessOptions struct {
+	writeMode string
+	budget    string
+	template  string
+	tune      func(*imgsync.Options)
+	rtb       func(*rtbtest.Options)
+	noStart   bool
+}
+
+func newHarness(t *testing.T, db *gorm.DB, ho harnessOptions) *harness {
+	t.Helper()
+	store := shopifytest.New(shopifytest.Options{APIKey: "test-key", APISecret: "test-secret", MediaProcessingDelay: 30 * time.Millisecond, WebhookRetryInterval: 20 * time.Millisecond})
+	t.Cleanup(store.Close)
+	store.AddShop(shopDomain)
+	ro := rtbtest.Options{
+		Accounts: map[string]string{rtbEmail: rtbKey},
+		NewFor:   20 * time.Millisecond, ProductionFor: 20 * time.Millisecond, QualityCheckFor: 20 * time.Millisecond,
+		TickInterval: 10 * time.Millisecond, CallbackRetry: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
+	}
+	if ho.rtb != nil {
+		ho.rtb(&ro)
+	}
+	fakeRTB := rtbtest.New(ro)
+	t.Cleanup(fakeRTB.Close)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	appURL := "http://" + ln.Addr().String()
+	cfg := config.Config{
+		AppURL: appURL, ShopifyAPIKey: "test-key", ShopifyAPISecret: "test-secret", ShopifyAPIVersion: "2026-01",
+		ShopifyScopes: []string{"read_products", "write_products", "write_files"}, ShopifyAdminBaseURL: store.URL(),
+		RTBBaseURL: fakeRTB.BaseURL(), RTBFilesBaseURL: fakeRTB.URL() + "/", AllowPrivateDownloads: true, Workers: 2,
+		EncryptionKeys: []config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{9}, 32)}},
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("E2E_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	app, err := web.Build(cfg, db, log, func(o *imgsync.Options) {
+		o.Idle = 20 * time.Millisecond
+		o.MediaRecheck = 50 * time.Millisecond
+		o.Lease = 10 * time.Second
+		o.Schedule.Disabled = true
+		if ho.tune != nil {
+			ho.tune(o)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go app.HTTP.Listener(ln)
+	t.Cleanup(func() { app.HTTP.Shutdown() })
+	h := &harness{t: t, db: db, store: store, rtb: fakeRTB, app: app, url: appURL, cfg: cfg, log: log}
+
+	// Install through token exchange and save settings through the API,
+	// as the merchant's browser would.
+	mode := ho.writeMode
+	if mode == "" {
+		mode = "replace"
+	}
+	tmpl := ho.template
+	if tmpl == "" {
+		tmpl = rtbtest.DefaultTemplates()[0].ID
+	}
+	status, body := h.api("PUT", "/api/settings", map[string]any{
+		"enabled": true, "rtb": map[string]any{"contactEmail": rtbEmail, "contactApiKey": rtbKey},
+		"templateId": tmpl, "imageScope": "all", "writeMode": mode, "deliveryHours": 24, "monthlyBudget": ho.budget,
+	})
+	if status != 200 {
+		t.Fatalf("save settings: %d %s", status, body)
+	}
+	if !ho.noStart {
+		h.start()
+	}
+	return h
+}
+
+func (h *harness) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	h.app.Pipeline.Start(ctx)
+	h.t.Cleanup(func() {
+		sctx, c := context.WithTimeout(context.Background(), 10*time.Second)
+		defer c()
+		h.app.Pipeline.Stop(sctx)
+		cancel()
+	})
+}
+
+// api calls the JSON API with a fresh session token.
+func (h *harness) api(method, path string, body any) (int, []byte) {
+	h.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, h.url+path, r)
+	req.Header.Set("Authorization", "Bearer "+h.store.SessionToken(shopDomain, time.Minute))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, out
+}
+
+// photo makes a product photo: a dark square on a light textured
+// background, so the fake editor's cut-out visibly changes the border.
+func photo(format string, bg color.RGBA) []byte {
+	if format == "png" {
+		return shopifytest.SamplePNG(64, 48, bg)
+	}
+	return shopifytest.SampleJPEG(64, 48, bg)
+}
+
+func (h *harness) createProduct(np shopifytest.NewProduct) *shopifytest.ProductRecord {
+	h.t.Helper()
+	rec, err := h.store.CreateProduct(shopDomain, np)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return rec
+}
+
+func (h *harness) webhook(topic, productID string) {
+	h.t.Helper()
+	resp, err := h.store.SendWebhook(context.Background(), h.url+"/webhooks", shopDomain, topic, h.store.ProductWebhookPayload(shopDomain, productID))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		h.t.Fatalf("webhook %s: %d", topic, resp.StatusCode)
+	}
+}
+
+func (h *harness) jobs() []models.ImageJob {
+	var jobs []models.ImageJob
+	h.db.Order("id").Find(&jobs)
+	return jobs
+}
+
+func (h *harness) jobFor(mediaID string) models.ImageJob {
+	var j models.ImageJob
+	h.db.Where("media_id = ?", mediaID).Take(&j)
+	return j
+}
+
+// waitJobs waits until fn holds for the jobs or the deadline passes.
+func (h *harness) waitJobs(what string, fn func([]models.ImageJob) bool) []models.ImageJob {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		jobs := h.jobs()
+		if fn(jobs) {
+			return jobs
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("waiting for %s: jobs now %s", what, describe(jobs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func allIn(n int, states ...string) func([]models.ImageJob) bool {
+	return func(jobs []models.ImageJob) bool {
+		if len(jobs) != n {
+			return false
+		}
+		for _, j := range jobs {
+			ok := false
+			for _, s := range states {
+				ok = ok || j.State == s
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func describe(jobs []models.ImageJob) string {
+	s := ""
+	for _, j := range jobs {
+		s += fmt.Sprintf("[%d %s %s step=%q err=%q] ", j.ID, j.MediaID, j.State, j.Step, j.Error)
+	}
+	return s
+}
+
+// borderIsWhiteOrClear reports whether an image's corner pixel is what the
+// fake editor paints the background: white or transparent.
+func borderIsWhiteOrClear(t *testing.T, data []byte) bool {
+	t.Helper()
+	img, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	r, g, b, a := img.At(0, 0).RGBA()
+	return a == 0 || (r > 0xf000 && g > 0xf000 && b > 0xf000)
+}
+
+func sleep() { time.Sleep(10 * time.Millisecond) }
+
+func itoa(id uint64) string { return fmt.Sprint(id) }

@@ -1,0 +1,129 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/models/modelstest"
+	imgsync "rtbshopify/sync"
+	"rtbshopify/sync/web"
+)
+
+func TestRevertRestoresTheOriginalExactly(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		opts      harnessOptions
+		wantMedia int
+	}{
+		{"in place", harnessOptions{}, 3},
+		{"new media", harnessOptions{template: transparentTemplate()}, 3},
+		{"add", harnessOptions{writeMode: "add"}, 6},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+				h := newHarness(t, db, tc.opts)
+				rec := h.createProduct(threeImages(".jpg"))
+				before := waitReady(t, h, rec.ID)
+				h.webhook("products/create", rec.ID)
+				jobs := h.waitJobs("all done", allIn(3, models.JobDone))
+				if n := len(h.store.Product(shopDomain, rec.ID).Media); n != tc.wantMedia {
+					t.Fatalf("after write-back: %d media, want %d", n, tc.wantMedia)
+				}
+				for _, j := range jobs {
+					if status, body := h.api("POST", "/api/jobs/"+itoa(j.ID)+"/revert", nil); status != 202 {
+						t.Fatalf("revert: %d %s", status, body)
+					}
+				}
+				h.waitJobs("reverted", allIn(3, models.JobReverted))
+				after := h.store.Product(shopDomain, rec.ID)
+				if len(after.Media) != 3 {
+					t.Fatalf("after revert: %d media, want 3", len(after.Media))
+				}
+				for i, m := range after.Media {
+					o := before.Media[i]
+					if m.ID != o.ID || m.Alt != o.Alt || !bytes.Equal(m.Data, o.Data) {
+						t.Errorf("position %d: %s %q (bytes equal %v), want the original %s %q", i, m.ID, m.Alt, bytes.Equal(m.Data, o.Data), o.ID, o.Alt)
+					}
+				}
+				assertVariants(t, before, after)
+				// A reverted image is not processed again by the next update.
+				h.webhook("products/update", rec.ID)
+				time.Sleep(100 * time.Millisecond)
+				if n := h.rtb.Submissions()[rtbEmail]; n != 3 {
+					t.Errorf("billed %d, want 3", n)
+				}
+			})
+		})
+	}
+}
+
+func TestWorkerStoppedMidWriteBackIsFinishedByAnotherWithoutDuplicates(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.Lease = time.Second }})
+		rec := h.createProduct(threeImages(".jpg"))
+		before := waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		// Stop the first worker pool right after Shopify created a
+		// processed file, before the write-back finished.
+		deadline := time.Now().Add(20 * time.Second)
+		for !sawOperation(h, "FileCreate") {
+			if time.Now().After(deadline) {
+				t.Fatal("no processed image was ever uploaded")
+			}
+			sleep()
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		h.app.Pipeline.Stop(ctx)
+
+		// Another replica takes over once the leases expire.
+		second, err := web.Build(h.cfg, db, h.log, func(o *imgsync.Options) {
+			o.Idle = 20 * time.Millisecond
+			o.Lease = time.Second
+			o.Schedule.Disabled = true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, scancel := context.WithCancel(context.Background())
+		second.Pipeline.Start(sctx)
+		t.Cleanup(func() { second.Pipeline.Stop(context.Background()); scancel() })
+		h.waitJobs("all done", allIn(3, models.JobDone))
+
+		after := h.store.Product(shopDomain, rec.ID)
+		if len(after.Media) != 3 {
+			t.Fatalf("product has %d media, want 3 (no duplicates): %+v", len(after.Media), after.Media)
+		}
+		for i := range after.Media {
+			if want := h.jobFor(before.Media[i].ID).ResultMediaID; after.Media[i].ID != want {
+				t.Errorf("position %d: %s, want %s", i, after.Media[i].ID, want)
+			}
+		}
+		processed := 0
+		for _, f := range after.Files {
+			if bytes.HasPrefix([]byte(f.Filename), []byte("rtbshopify-processed-")) {
+				processed++
+			}
+		}
+		if processed != 3 {
+			t.Errorf("%d processed files in the shop, want 3", processed)
+		}
+		if n := h.rtb.Submissions()[rtbEmail]; n != 3 {
+			t.Errorf("billed %d, want 3", n)
+		}
+	})
+}
+
+func sawOperation(h *harness, op string) bool {
+	for _, r := range h.store.Requests() {
+		if r.Operation == op && r.Status == 200 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,49 @@
+package sync
+
+import (
+	"context"
+	"time"
+
+	"rtbshopify/models"
+)
+
+// lockProduct takes the product's lock for the lease's worker, or reports
+// that another worker holds it. An expired lock (its worker died) is taken
+// over. The lock is a row, not a transaction, so nothing is held open
+// while Shopify is called.
+func (p *Pipeline) lockProduct(ctx context.Context, l *lease) (bool, error) {
+	now := p.now()
+	until := ms(now.Add(p.o.Lease))
+	lock := models.ProductLock{ShopID: l.job.ShopID, ProductID: l.job.ProductID, Owner: l.token, UntilMs: until}
+	err := p.o.DB.WithContext(ctx).Create(&lock).Error
+	if err == nil {
+		return true, nil
+	}
+	if !models.IsDuplicate(err) {
+		return false, err
+	}
+	res := p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).
+		Where("shop_id = ? AND product_id = ? AND (owner = ? OR until_ms < ?)", l.job.ShopID, l.job.ProductID, l.token, ms(now)).
+		Updates(map[string]any{"owner": l.token, "until_ms": until})
+	return res.RowsAffected == 1, res.Error
+}
+
+func (p *Pipeline) unlockProduct(ctx context.Context, l *lease) {
+	p.o.DB.WithContext(context.WithoutCancel(ctx)).
+		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token).
+		Delete(&models.ProductLock{})
+}
+
+// withProduct runs fn holding the product's lock; when another worker
+// holds it the job simply comes back shortly (no attempt is counted).
+func (p *Pipeline) withProduct(ctx context.Context, l *lease, fn func() error) error {
+	ok, err := p.lockProduct(ctx, l)
+	if err != nil {
+		return p.fail(ctx, l, err, "Could not coordinate with other workers.")
+	}
+	if !ok {
+		return l.release(ctx, map[string]any{}, ptr(ms(p.now().Add(p.o.Idle+250*time.Millisecond))), "")
+	}
+	defer p.unlockProduct(ctx, l)
+	return fn()
+}
