@@ -425,3 +425,36 @@ func TestGraphQLErrorTyped(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestProductPagesThroughManyMediaAndVariants(t *testing.T) {
+	f := setup(t, shopifytest.Options{})
+	np := shopifytest.NewProduct{Title: "Big gallery"}
+	for i := range 23 {
+		np.Images = append(np.Images, shopifytest.NewImage{Filename: fmt.Sprintf("img%02d.png", i), Data: shopifytest.SamplePNG(4, 4, color.White), Alt: fmt.Sprint(i)})
+	}
+	for i := range 25 {
+		np.Variants = append(np.Variants, shopifytest.NewVariant{Title: fmt.Sprint("v", i), ImageIndex: i % 23})
+	}
+	rec, err := f.store.CreateProduct(shop, np)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.client.WaitMediaReady(ctx(t), rec.MediaIDs...); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.client.Product(ctx(t), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Media) != 23 || len(p.Variants) != 25 {
+		t.Fatalf("got %d media and %d variants, want 23 and 25", len(p.Media), len(p.Variants))
+	}
+	for i, m := range p.Media {
+		if m.ID != rec.MediaIDs[i] || m.Position != i || m.Alt != fmt.Sprint(i) {
+			t.Fatalf("media %d = %+v, want %s at position %d", i, m, rec.MediaIDs[i], i)
+		}
+	}
+	if v := p.Variants[24]; len(v.MediaIDs) != 1 || v.MediaIDs[0] != rec.MediaIDs[24%23] {
+		t.Fatalf("last variant = %+v", v)
+	}
+}

@@ -3,14 +3,27 @@ package admin
 // Every GraphQL document the client sends. Each is a named operation (the name keys the cost
 // estimate in Budget) and TestDocumentsValidate checks all of them against the embedded schema.
 
+// Product asks for small first pages: a query's cost grows with "first",
+// and most products have a handful of images and variants. Larger ones are
+// paged with ProductMedia and ProductVariants.
 const docProduct = `query Product($id: ID!) {
   product(id: $id) {
     id title productType vendor status tags createdAt updatedAt
-    media(first: 250) {
+    media(first: 20) {
       nodes { id alt status mediaContentType ... on MediaImage { image { url } } }
+      pageInfo { hasNextPage endCursor }
     }
-    variants(first: 50) {
+    variants(first: 20) {
       nodes { id media(first: 1) { nodes { id } } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }
+}`
+
+const docProductMedia = `query ProductMedia($id: ID!, $after: String) {
+  product(id: $id) {
+    media(first: 50, after: $after) {
+      nodes { id alt status mediaContentType ... on MediaImage { image { url } } }
       pageInfo { hasNextPage endCursor }
     }
   }
@@ -115,6 +128,7 @@ const docVariantDetachMedia = `mutation ProductVariantDetachMedia($productId: ID
 func Documents() map[string]string {
 	return map[string]string{
 		"Product":                   docProduct,
+		"ProductMedia":              docProductMedia,
 		"ProductVariants":           docProductVariants,
 		"ProductsUpdatedSince":      docProductsUpdatedSince,
 		"StagedUploadsCreate":       docStagedUploadsCreate,

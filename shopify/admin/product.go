@@ -52,6 +52,33 @@ type idNodes struct {
 	} `json:"nodes"`
 }
 
+type mediaConn struct {
+	Nodes []struct {
+		ID               string `json:"id"`
+		Alt              string `json:"alt"`
+		Status           string `json:"status"`
+		MediaContentType string `json:"mediaContentType"`
+		Image            *struct {
+			URL string `json:"url"`
+		} `json:"image"`
+	} `json:"nodes"`
+	PageInfo pageInfo `json:"pageInfo"`
+}
+
+// media converts a page of media; offset is the position of its first entry.
+func (mc mediaConn) media(offset int) []Media {
+	out := make([]Media, 0, len(mc.Nodes))
+	for i, m := range mc.Nodes {
+		md := Media{ID: m.ID, Alt: m.Alt, Status: m.Status, MediaContentType: m.MediaContentType, Position: offset + i}
+		if m.Image != nil {
+			md.URL = m.Image.URL
+			md.Filename = FilenameFromURL(m.Image.URL)
+		}
+		out = append(out, md)
+	}
+	return out
+}
+
 type variantConn struct {
 	Nodes []struct {
 		ID    string  `json:"id"`
@@ -76,26 +103,16 @@ func (vc variantConn) variants() []Variant {
 func (c *Client) Product(ctx context.Context, productID string) (*Product, error) {
 	var data struct {
 		Product *struct {
-			ID          string    `json:"id"`
-			Title       string    `json:"title"`
-			ProductType string    `json:"productType"`
-			Vendor      string    `json:"vendor"`
-			Status      string    `json:"status"`
-			Tags        []string  `json:"tags"`
-			CreatedAt   time.Time `json:"createdAt"`
-			UpdatedAt   time.Time `json:"updatedAt"`
-			Media       struct {
-				Nodes []struct {
-					ID               string `json:"id"`
-					Alt              string `json:"alt"`
-					Status           string `json:"status"`
-					MediaContentType string `json:"mediaContentType"`
-					Image            *struct {
-						URL string `json:"url"`
-					} `json:"image"`
-				} `json:"nodes"`
-			} `json:"media"`
-			Variants variantConn `json:"variants"`
+			ID          string      `json:"id"`
+			Title       string      `json:"title"`
+			ProductType string      `json:"productType"`
+			Vendor      string      `json:"vendor"`
+			Status      string      `json:"status"`
+			Tags        []string    `json:"tags"`
+			CreatedAt   time.Time   `json:"createdAt"`
+			UpdatedAt   time.Time   `json:"updatedAt"`
+			Media       mediaConn   `json:"media"`
+			Variants    variantConn `json:"variants"`
 		} `json:"product"`
 	}
 	if err := c.do(ctx, "Product", docProduct, map[string]any{"id": productID}, &data); err != nil {
@@ -109,13 +126,22 @@ func (c *Client) Product(ctx context.Context, productID string) (*Product, error
 		ID: p.ID, Title: p.Title, ProductType: p.ProductType, Vendor: p.Vendor, Status: p.Status,
 		Tags: p.Tags, CreatedAt: p.CreatedAt, UpdatedAt: p.UpdatedAt,
 	}
-	for i, m := range p.Media.Nodes {
-		md := Media{ID: m.ID, Alt: m.Alt, Status: m.Status, MediaContentType: m.MediaContentType, Position: i}
-		if m.Image != nil {
-			md.URL = m.Image.URL
-			md.Filename = FilenameFromURL(m.Image.URL)
+	out.Media = p.Media.media(0)
+	for pi := p.Media.PageInfo; pi.HasNextPage; {
+		var more struct {
+			Product *struct {
+				Media mediaConn `json:"media"`
+			} `json:"product"`
 		}
-		out.Media = append(out.Media, md)
+		vars := map[string]any{"id": productID, "after": pi.EndCursor}
+		if err := c.do(ctx, "ProductMedia", docProductMedia, vars, &more); err != nil {
+			return nil, fmt.Errorf("get product %s media: %w", productID, err)
+		}
+		if more.Product == nil {
+			return nil, fmt.Errorf("get product %s media: %w", productID, ErrNotFound)
+		}
+		out.Media = append(out.Media, more.Product.Media.media(len(out.Media))...)
+		pi = more.Product.Media.PageInfo
 	}
 	out.Variants = p.Variants.variants()
 	// Products may have up to 2048 variants; page through the rest rather than asking for a
