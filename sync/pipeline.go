@@ -177,6 +177,8 @@ func (p *Pipeline) Stop(ctx context.Context) {
 var (
 	ErrNotFound = errors.New("not found")
 	ErrConflict = errors.New("conflict")
+	// ErrBadCursor is a jobs cursor this app did not hand out.
+	ErrBadCursor = errors.New("bad cursor")
 )
 
 // ConflictError says why an action does not apply to a job in its state.

@@ -19,10 +19,10 @@ func (p *Pipeline) Revert(ctx context.Context, shopID, jobID uint64) (*models.Im
 		if j.State != models.JobDone {
 			return &ConflictError{"Only a finished job can be reverted; this one is " + j.State + "."}
 		}
-		if j.Step == stepRevertRequested {
+		if j.Step == StepRevertRequested {
 			return nil
 		}
-		_, err := p.transition(ctx, tx, j, []string{models.JobDone}, map[string]any{"step": stepRevertRequested, "run_at": ms(p.now())}, "revert requested")
+		_, err := p.transition(ctx, tx, j, []string{models.JobDone}, map[string]any{"step": StepRevertRequested, "run_at": ms(p.now())}, "revert requested")
 		return err
 	})
 }
@@ -94,7 +94,7 @@ func (p *Pipeline) ListJobs(ctx context.Context, shopID uint64, state string, li
 	if cursor != "" {
 		before, err := strconv.ParseUint(cursor, 10, 64)
 		if err != nil {
-			return nil, "", fmt.Errorf("%w: bad cursor", ErrConflict)
+			return nil, "", ErrBadCursor
 		}
 		q = q.Where("id < ?", before)
 	}

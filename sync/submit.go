@@ -141,6 +141,16 @@ func submitFailureMessage(err error) string {
 	return "Could not reach Remove The Background."
 }
 
+// MonthSpend is what the shop's submissions cost this month (the budget's
+// view), as a decimal string.
+func (p *Pipeline) MonthSpend(ctx context.Context, shopID uint64) (string, error) {
+	v, err := monthSpend(ctx, p.o.DB, shopID, p.now().Format("2006-01"))
+	if err != nil {
+		return "", fmt.Errorf("month spend: %w", err)
+	}
+	return formatMoney(v), nil
+}
+
 // monthSpend adds up the prices of the shop's submissions in a month, in
 // ten-thousandths.
 func monthSpend(ctx context.Context, tx *gorm.DB, shopID uint64, month string) (int64, error) {

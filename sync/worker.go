@@ -129,7 +129,7 @@ func (p *Pipeline) heartbeat(ctx context.Context, l *lease, cancel context.Cance
 func (p *Pipeline) step(ctx context.Context, l *lease) error {
 	j := l.job
 	switch {
-	case j.State == models.JobDone && j.Step == stepRevertRequested:
+	case j.State == models.JobDone && j.Step == StepRevertRequested:
 		return p.withProduct(ctx, l, func() error { return p.revert(ctx, l) })
 	case j.State == models.JobQueued || j.State == models.JobRetrying && j.Ticket == nil:
 		return p.submit(ctx, l)

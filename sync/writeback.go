@@ -16,8 +16,9 @@ import (
 // Write-back checkpoints recorded in ImageJob.Step, so a retried or
 // taken-over job resumes after the last step that certainly happened.
 const (
-	stepReplaced        = "replaced"         // in-place bytes swapped
-	stepRevertRequested = "revert_requested" // the merchant asked to restore the original
+	stepReplaced = "replaced" // in-place bytes swapped
+	// StepRevertRequested marks a done job whose original the merchant asked back.
+	StepRevertRequested = "revert_requested"
 )
 
 func processedName(jobID uint64, ext string) string {

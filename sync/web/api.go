@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"sort"
 	"strings"
 	"time"
@@ -149,27 +148,9 @@ func (a *API) settingsView(ctx context.Context, s imgsync.Settings) (settingsJSO
 	}, nil
 }
 
-// spentThisMonth adds up the prices of this UTC month's paid submissions,
-// as the budget check does.
+// spentThisMonth is what the budget check counts for this month.
 func (a *API) spentThisMonth(ctx context.Context, shopID uint64) (string, error) {
-	var prices []string
-	month := time.Now().UTC().Format("2006-01")
-	err := a.DB.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND submit_month = ?", shopID, month).
-		Pluck("price", &prices).Error
-	if err != nil {
-		return "", fmt.Errorf("month spend: %w", err)
-	}
-	total := new(big.Rat)
-	for _, p := range prices {
-		if v, ok := new(big.Rat).SetString(strings.TrimSpace(p)); ok {
-			total.Add(total, v)
-		}
-	}
-	s := strings.TrimRight(total.FloatString(4), "0")
-	if i := strings.IndexByte(s, '.'); len(s)-i-1 < 2 {
-		s += strings.Repeat("0", 2-(len(s)-i-1))
-	}
-	return s, nil
+	return a.Pipeline.MonthSpend(ctx, shopID)
 }
 
 func (a *API) getSettings(c *fiber.Ctx) error {

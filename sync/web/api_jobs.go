@@ -43,9 +43,6 @@ type jobJSON struct {
 	CanRevert       bool   `json:"canRevert"`
 }
 
-// stepRevertRequested mirrors the pipeline's step name for a revert asked for.
-const stepRevertRequested = "revert_requested"
-
 func jobView(j *models.ImageJob) jobJSON {
 	ticket := ""
 	if j.Ticket != nil {
@@ -54,7 +51,7 @@ func jobView(j *models.ImageJob) jobJSON {
 	// A submission whose worker died: Remove The Background may or may not
 	// have the image; Retry resubmits with the merchant's consent.
 	uncertain := j.State == models.JobSubmitting && j.Ticket == nil && j.LeaseOwner == nil
-	revertRequested := j.State == models.JobDone && j.Step == stepRevertRequested
+	revertRequested := j.State == models.JobDone && j.Step == imgsync.StepRevertRequested
 	return jobJSON{
 		ID: strconv.FormatUint(j.ID, 10), ProductID: j.ProductID, ProductTitle: j.ProductTitle, MediaID: j.MediaID,
 		OriginalURL: j.OriginalURL, ProcessedURL: j.ProcessedURL, State: j.State, Ticket: ticket,
