@@ -1,0 +1,342 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"gorm.io/gorm"
+
+	"rtbshopify/config"
+	"rtbshopify/models"
+	"rtbshopify/models/modelstest"
+	"rtbshopify/rtb"
+	"rtbshopify/shopify"
+)
+
+// newTestPipeline is a pipeline on db that is never started; tests drive
+// its parts directly. Collaborators that would reach a service are nil.
+func newTestPipeline(t *testing.T, db *gorm.DB) *Pipeline {
+	t.Helper()
+	sealer, err := models.NewSealer([]config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{1}, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := rtb.NewTokenSigner([]rtb.TokenKey{{ID: "k1", Secret: bytes.Repeat([]byte{2}, 32)}})
+	return New(Options{DB: db, Sealer: sealer, Signer: signer, Schedule: Schedule{Disabled: true}})
+}
+
+func addShop(t *testing.T, p *Pipeline, domain string, s Settings) *models.Shop {
+	t.Helper()
+	now := time.Now().UTC()
+	shop := &models.Shop{Domain: domain, State: models.ShopInstalled, CreatedAt: now, UpdatedAt: now}
+	if err := p.o.DB.Create(shop).Error; err != nil {
+		t.Fatal(err)
+	}
+	s.ShopID = shop.ID
+	if err := SaveSettings(context.Background(), p.o.DB, p.o.Sealer, shop, s); err != nil {
+		t.Fatal(err)
+	}
+	return shop
+}
+
+func readySettings() Settings {
+	s := DefaultSettings(0)
+	s.Enabled = true
+	s.Credentials = rtb.Credentials{ContactEmail: "m@example.com", ContactAPIKey: "key"}
+	s.TemplateID, s.TemplatePrice = "2000045", "0.95"
+	return s
+}
+
+func webhookOf(productID string, media ...shopify.WebhookMedia) shopify.ProductWebhook {
+	return shopify.ProductWebhook{ID: productID, Title: "P", ProductType: "Shirts", Vendor: "Acme", Tags: []string{"summer"}, Media: media}
+}
+
+func image(id string, pos int) shopify.WebhookMedia {
+	return shopify.WebhookMedia{ID: id, ContentType: "IMAGE", Status: "READY", Position: pos, PreviewURL: "https://cdn.example/" + id + ".jpg"}
+}
+
+func enqueue(t *testing.T, p *Pipeline, shop *models.Shop, w shopify.ProductWebhook) {
+	t.Helper()
+	err := p.o.DB.Transaction(func(tx *gorm.DB) error { return p.EnqueueProduct(context.Background(), tx, shop, w) })
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClaimIsFairAcrossShops(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		big := addShop(t, p, "big.myshopify.com", readySettings())
+		small := addShop(t, p, "small.myshopify.com", readySettings())
+		// A large import: 300 products of 2 images each.
+		for i := range 300 {
+			enqueue(t, p, big, webhookOf(fmt.Sprint("gid://shopify/Product/", i), image(fmt.Sprint("gid://shopify/MediaImage/b", i, "a"), 1), image(fmt.Sprint("gid://shopify/MediaImage/b", i, "b"), 2)))
+		}
+		// Workers are busy with the import when the small shop's image arrives.
+		for range 5 {
+			if l, err := p.claim(context.Background()); err != nil || l == nil || l.job.ShopID != big.ID {
+				t.Fatalf("claim: %v %v", l, err)
+			}
+		}
+		enqueue(t, p, small, webhookOf("gid://shopify/Product/s1", image("gid://shopify/MediaImage/s1", 1)))
+		for n := 1; n <= 3; n++ {
+			l, err := p.claim(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.job.ShopID == small.ID {
+				return
+			}
+		}
+		t.Fatal("the small shop's image was not among the next 3 claims behind a 600-image import")
+	})
+}
+
+func TestLeaseFencing(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		clock := time.Now()
+		p.o.Now = func() time.Time { return clock }
+		shop := addShop(t, p, "a.myshopify.com", readySettings())
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
+		first, _ := p.claim(context.Background())
+		if again, _ := p.claim(context.Background()); again != nil {
+			t.Fatal("a leased job was claimed twice")
+		}
+		// The first worker stalls past its lease; another takes the job.
+		clock = clock.Add(p.o.Lease + time.Second)
+		second, _ := p.claim(context.Background())
+		if second == nil || second.job.ID != first.job.ID {
+			t.Fatal("an expired lease was not taken over")
+		}
+		if err := first.update(context.Background(), map[string]any{"state": models.JobFailed}, "late write"); !errors.Is(err, ErrLeaseLost) {
+			t.Fatalf("stale worker's write: %v, want ErrLeaseLost", err)
+		}
+		if err := second.update(context.Background(), map[string]any{"error": "x"}, ""); err != nil {
+			t.Fatalf("current worker's write: %v", err)
+		}
+		var j models.ImageJob
+		db.Take(&j, first.job.ID)
+		if j.State != models.JobQueued {
+			t.Fatalf("the stale worker changed the job to %s", j.State)
+		}
+	})
+}
+
+func TestEligibility(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		s := readySettings()
+		s.ImageScope = ScopeFeatured
+		s.Filters = Filters{ProductTypes: []string{"shirts"}, TagsExclude: []string{"no-rtb"}}
+		shop := addShop(t, p, "a.myshopify.com", s)
+		video := image("gid://shopify/MediaImage/v", 3)
+		video.ContentType = "VIDEO"
+		own := image("gid://shopify/MediaImage/own", 4)
+		own.PreviewURL = "https://cdn.example/files/rtbshopify-processed-7.png?v=1"
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/f", 1), image("gid://shopify/MediaImage/s", 2), video, own))
+		w := webhookOf("gid://shopify/Product/2", image("gid://shopify/MediaImage/x", 1))
+		w.Tags = []string{"No-RTB"}
+		enqueue(t, p, shop, w)
+		w3 := webhookOf("gid://shopify/Product/3", image("gid://shopify/MediaImage/y", 1))
+		w3.ProductType = "Mugs"
+		enqueue(t, p, shop, w3)
+
+		want := map[string]string{
+			"gid://shopify/MediaImage/f":   "",
+			"gid://shopify/MediaImage/s":   "Only the featured image is processed (settings: image scope).",
+			"gid://shopify/MediaImage/v":   "Not an image (video).",
+			"gid://shopify/MediaImage/own": "This is an image the app uploaded.",
+			"gid://shopify/MediaImage/x":   "The product has a tag the settings exclude.",
+			"gid://shopify/MediaImage/y":   "The product type is not in the settings' product types.",
+		}
+		var jobs []models.ImageJob
+		db.Find(&jobs)
+		if len(jobs) != len(want) {
+			t.Fatalf("%d jobs, want %d", len(jobs), len(want))
+		}
+		for _, j := range jobs {
+			wantState := models.JobSkipped
+			if want[j.MediaID] == "" {
+				wantState = models.JobQueued
+			}
+			if j.State != wantState || j.Error != want[j.MediaID] {
+				t.Errorf("%s: %s %q, want %s %q", j.MediaID, j.State, j.Error, wantState, want[j.MediaID])
+			}
+		}
+		// The tag is removed: the skipped image is looked at again.
+		w.Tags = nil
+		enqueue(t, p, shop, w)
+		var x models.ImageJob
+		db.Where("media_id = ?", "gid://shopify/MediaImage/x").Take(&x)
+		if x.State != models.JobQueued || x.RunAt == nil {
+			t.Fatalf("re-tagged product's image is %s", x.State)
+		}
+		// The same webhook again adds nothing.
+		var before, after int64
+		db.Model(&models.ImageJob{}).Count(&before)
+		enqueue(t, p, shop, w)
+		db.Model(&models.ImageJob{}).Count(&after)
+		if before != after {
+			t.Fatal("a repeated webhook created jobs")
+		}
+	})
+}
+
+func TestNothingRecordedForAShopThatIsNotSetUp(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		s := readySettings()
+		s.Enabled = false
+		shop := addShop(t, p, "a.myshopify.com", s)
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
+		var n int64
+		db.Model(&models.ImageJob{}).Count(&n)
+		if n != 0 {
+			t.Fatalf("%d jobs for a disabled shop", n)
+		}
+	})
+}
+
+func TestRescueLeavesAnUnconfirmedSubmissionForTheMerchant(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		clock := time.Now()
+		p.o.Now = func() time.Time { return clock }
+		shop := addShop(t, p, "a.myshopify.com", readySettings())
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
+		l, _ := p.claim(context.Background())
+		// The worker marks the job submitting and dies before the answer.
+		if err := l.update(context.Background(), map[string]any{"state": models.JobSubmitting, "submit_started_at": clock, "run_at": nil}, "submitting"); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(p.o.Lease + time.Minute)
+		if err := p.RescueLeases(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := p.claim(context.Background()); again != nil {
+			t.Fatal("an unconfirmed submission was claimed again (it would be paid twice)")
+		}
+		var j models.ImageJob
+		db.Take(&j, l.job.ID)
+		if j.State != models.JobSubmitting || j.LeaseOwner != nil || j.Error == "" {
+			t.Fatalf("job after rescue: %s lease %v err %q", j.State, j.LeaseOwner, j.Error)
+		}
+		// Its callback, on its own secret URL, resolves it.
+		out, err := p.RecordCallback(context.Background(), j.ID, rtb.Callback{Ticket: "t-1"})
+		if err != nil || out != rtb.CallbackRecorded {
+			t.Fatalf("callback: %v %v", out, err)
+		}
+		db.Take(&j, l.job.ID)
+		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "t-1" || j.RunAt == nil {
+			t.Fatalf("job after callback: %s ticket %v", j.State, j.Ticket)
+		}
+	})
+}
+
+func TestRecordCallback(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		shop := addShop(t, p, "a.myshopify.com", readySettings())
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
+		var j models.ImageJob
+		db.Take(&j)
+		db.Model(&j).Updates(map[string]any{"state": models.JobAwaitingRTB, "ticket": "ABC-1", "run_at": nil})
+		cases := []struct {
+			id     uint64
+			ticket string
+			want   rtb.CallbackOutcome
+		}{
+			{j.ID + 100, "ABC-1", rtb.CallbackUnknownJob},
+			{j.ID, "other", rtb.CallbackTicketMismatch},
+			{j.ID, "abc-1", rtb.CallbackRecorded},
+			{j.ID, "ABC-1", rtb.CallbackDuplicate},
+		}
+		for _, c := range cases {
+			got, err := p.RecordCallback(context.Background(), c.id, rtb.Callback{Ticket: c.ticket})
+			if err != nil || got != c.want {
+				t.Errorf("callback %d %s = %v %v, want %v", c.id, c.ticket, got, err, c.want)
+			}
+		}
+		db.Take(&j, j.ID)
+		if j.CallbackAt == nil || j.RunAt == nil {
+			t.Fatal("the recorded callback did not wake the job")
+		}
+		var events int64
+		db.Model(&models.JobEvent{}).Where("job_id = ? AND message = ?", j.ID, "callback received").Count(&events)
+		if events != 1 {
+			t.Fatalf("%d callback events, want 1", events)
+		}
+	})
+}
+
+func TestCronRunsOncePerPeriodAcrossReplicas(t *testing.T) {
+	for _, name := range modelstest.Dialects() {
+		t.Run(name, func(t *testing.T) {
+			u := modelstest.Open(t, name).URL
+			runs := 0
+			job := CronJob{Name: "probe", Spec: "@every 5m", Run: func(context.Context) error { runs++; return nil }}
+			sched, _ := cron.ParseStandard(job.Spec)
+			for range 3 {
+				db, err := models.Open(context.Background(), u, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { models.Close(db) })
+				p := newTestPipeline(t, db)
+				p.o.Now = func() time.Time { return time.Date(2026, 11, 27, 10, 7, 0, 0, time.UTC) }
+				if _, err := p.RunOnce(context.Background(), job, sched); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if runs != 1 {
+				t.Fatalf("the job ran %d times in one period, want 1", runs)
+			}
+		})
+	}
+}
+
+func TestPeriodOf(t *testing.T) {
+	at := time.Date(2026, 11, 27, 10, 7, 30, 0, time.UTC)
+	every, _ := cron.ParseStandard("@every 5m")
+	daily, _ := cron.ParseStandard("0 3 * * *")
+	if got := periodOf(every, at); got != "2026-11-27T10:05:00Z" {
+		t.Errorf("every 5m: %s", got)
+	}
+	if got := periodOf(daily, at); got != "2026-11-27T03:00:00Z" {
+		t.Errorf("daily: %s", got)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	for attempt := 1; attempt <= 6; attempt++ {
+		base := time.Duration(attempt*attempt*attempt*attempt) * time.Second
+		for range 50 {
+			d := backoff(attempt)
+			if d < base*9/10 || d > base*11/10 {
+				t.Fatalf("backoff(%d) = %s, want %s ± 10%%", attempt, d, base)
+			}
+		}
+	}
+}
+
+func TestMoney(t *testing.T) {
+	for in, want := range map[string]int64{"0.95": 9500, "50": 500000, "50.00": 500000, "0.0001": 1} {
+		if got, ok := parseMoney(in); !ok || got != want {
+			t.Errorf("parseMoney(%q) = %d %v, want %d", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "abc", "1e3", "1/2", "0.00001", "--1"} {
+		if _, ok := parseMoney(bad); ok {
+			t.Errorf("parseMoney(%q) accepted", bad)
+		}
+	}
+	if got := formatMoney(22000); got != "2.20" {
+		t.Errorf("formatMoney = %s", got)
+	}
+}
