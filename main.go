@@ -22,6 +22,7 @@ import (
 
 	"rtbshopify/config"
 	"rtbshopify/models"
+	"rtbshopify/sync/demo"
 	"rtbshopify/sync/web"
 )
 
@@ -210,6 +211,8 @@ func buildApp(ctx context.Context, cfg config.Config, db *gorm.DB, log *slog.Log
 	return &application{http: app.HTTP, pipeline: app.Pipeline}, nil
 }
 
+// runDemo hands the demo the real serve, so it runs the app exactly as
+// production does, only against in-process fakes.
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return errors.New("the demo is not built yet")
+	return demo.Run(ctx, demo.Options{Args: args, Stdout: stdout, Stderr: stderr, Getenv: getenv, Serve: serve})
 }
