@@ -15,9 +15,25 @@ import (
 // It never downloads anything: it only wakes the job so a worker asks GET
 // Status, whose answer is what counts. It implements rtb.CallbackStore.
 func (p *Pipeline) RecordCallback(ctx context.Context, jobID uint64, cb rtb.Callback) (rtb.CallbackOutcome, error) {
+	// Most callbacks after the first are repeats (the service retries, and
+	// may send twice): answer those from one read, without a transaction.
+	var seen models.ImageJob
+	err := p.o.DB.WithContext(ctx).Select("id", "ticket", "callback_at").Where("id = ?", jobID).Take(&seen).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return rtb.CallbackUnknownJob, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if seen.Ticket != nil && seen.CallbackAt != nil {
+		if strings.EqualFold(*seen.Ticket, cb.Ticket) {
+			return rtb.CallbackDuplicate, nil
+		}
+		return rtb.CallbackTicketMismatch, nil
+	}
 	var out rtb.CallbackOutcome
 	woke := false
-	err := p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var job models.ImageJob
 		if err := tx.Where("id = ?", jobID).Take(&job).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {

@@ -37,7 +37,7 @@ const (
 )
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	db     *gorm.DB
 	store  *shopifytest.Store
 	rtb    *rtbtest.Server
@@ -57,7 +57,7 @@ type harnessOptions struct {
 	noStart   bool
 }
 
-func newHarness(t *testing.T, db *gorm.DB, ho harnessOptions) *harness {
+func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 	t.Helper()
 	store := shopifytest.New(shopifytest.Options{APIKey: "test-key", APISecret: "test-secret", MediaProcessingDelay: 30 * time.Millisecond, WebhookRetryInterval: 20 * time.Millisecond})
 	t.Cleanup(store.Close)
@@ -258,3 +258,25 @@ func borderIsWhiteOrClear(t *testing.T, data []byte) bool {
 func sleep() { time.Sleep(10 * time.Millisecond) }
 
 func itoa(id uint64) string { return fmt.Sprint(id) }
+
+// installShop installs another shop through token exchange and saves its
+// settings through the API.
+func (h *harness) installShop(domain string) {
+	h.t.Helper()
+	h.store.AddShop(domain)
+	b, _ := json.Marshal(map[string]any{
+		"enabled": true, "rtb": map[string]any{"contactEmail": rtbEmail, "contactApiKey": rtbKey},
+		"templateId": rtbtest.DefaultTemplates()[0].ID, "imageScope": "all", "writeMode": "replace", "deliveryHours": 24,
+	})
+	req, _ := http.NewRequest("PUT", h.url+"/api/settings", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+h.store.SessionToken(domain, time.Minute))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		h.t.Fatalf("install %s: %d", domain, resp.StatusCode)
+	}
+}
