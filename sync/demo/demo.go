@@ -155,7 +155,10 @@ func Run(ctx context.Context, o Options) error {
 		case ctx.Err() != nil:
 			return errors.New("demo: interrupted")
 		case errors.Is(err, context.DeadlineExceeded):
-			return fmt.Errorf("demo: not every image was written back within %s:\n%s", o.Timeout, describe(notDone(jobs)))
+			return fmt.Errorf("demo: not every image was written back within %s:\n%s", o.Timeout, describeImages(imgs))
+		}
+		if errors.As(err, new(*endedError)) {
+			return fmt.Errorf("demo: %w:\n%s", err, describeImages(imgs))
 		}
 		return fmt.Errorf("demo: %w", err)
 	}

@@ -113,7 +113,7 @@ var catalogue = []sample{
 		title: "Classic Crew T-shirt", productType: "T-shirts", vendor: "Demo Apparel", tags: []string{"cotton", "summer"},
 		looks: []look{
 			{bg: rgb(236, 214, 170), inks: []color.RGBA{rgb(38, 58, 110), rgb(210, 170, 40)}, label: "Navy"},
-			{bg: rgb(176, 214, 226), inks: []color.RGBA{rgb(128, 28, 44), rgb(230, 226, 214)}, label: "Burgundy"},
+			{bg: rgb(176, 214, 226), inks: []color.RGBA{rgb(128, 28, 44), rgb(236, 188, 60)}, label: "Burgundy"},
 		},
 		draw: func(ink []color.RGBA) []part {
 			body := poly(212, 70, 168, 86, 104, 142, 140, 186, 174, 164, 174, 304, 306, 304, 306, 164, 340, 186, 376, 142, 312, 86, 268, 70, 240, 96)

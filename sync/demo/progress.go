@@ -120,6 +120,14 @@ func (p *progress) abandon() {
 	}
 }
 
+// endedError says jobs ended without their image written back; Run lists
+// them.
+type endedError struct{ n int }
+
+func (e *endedError) Error() string {
+	return fmt.Sprintf("%d image(s) will not be written back", e.n)
+}
+
 // waitDone polls the jobs until every one of total images is written back,
 // a job ends without being written back, the server stops or ctx ends.
 func waitDone(ctx context.Context, st *stack, total int, pr *progress) ([]job, error) {
@@ -156,7 +164,7 @@ func waitDone(ctx context.Context, st *stack, total int, pr *progress) ([]job, e
 			pr.update(counts, time.Now())
 			if len(ended) > 0 {
 				pr.abandon()
-				return jobs, fmt.Errorf("%d image(s) cannot be written back:\n%s", len(ended), describe(notDone(jobs)))
+				return jobs, &endedError{n: len(ended)}
 			}
 			if counts[2] >= total {
 				return jobs, nil
@@ -177,23 +185,21 @@ func waitDone(ctx context.Context, st *stack, total int, pr *progress) ([]job, e
 	}
 }
 
-func notDone(jobs []job) []job {
-	var out []job
-	for _, j := range jobs {
-		if j.State != models.JobDone {
-			out = append(out, j)
-		}
-	}
-	return out
-}
-
-// describe lists jobs one per line with their state and error.
-func describe(jobs []job) string {
+// describeImages lists the images not written back, one per line, with
+// their job's state and error.
+func describeImages(imgs []*demoImage) string {
 	var b strings.Builder
-	for _, j := range jobs {
-		fmt.Fprintf(&b, "  job %s  %s  %s  %s", j.ID, j.ProductTitle, j.MediaID, j.State)
-		if j.Error != "" {
-			fmt.Fprintf(&b, ": %s", j.Error)
+	for _, im := range imgs {
+		if im.job.State == models.JobDone {
+			continue
+		}
+		state := im.job.State
+		if state == "" {
+			state = "no job yet"
+		}
+		fmt.Fprintf(&b, "  %02d %s (image %d/%d): %s", im.n, im.product, im.index+1, im.of, state)
+		if im.job.Error != "" {
+			fmt.Fprintf(&b, ": %s", im.job.Error)
 		}
 		b.WriteString("\n")
 	}

@@ -57,8 +57,8 @@ func randomHex(n int) string {
 
 // start prepares the database, starts the fakes and the real server, and
 // returns once the server listens. On error everything started is stopped.
-func start(ctx context.Context, o Options, f flags, logw io.Writer) (st *stack, err error) {
-	st = &stack{
+func start(ctx context.Context, o Options, f flags, logw io.Writer) (_ *stack, err error) {
+	st := &stack{
 		shop:     "demo-" + randomHex(2) + ".myshopify.com", // fresh per run, so a reused MySQL database works too
 		rtbEmail: "demo@example.com",
 		rtbKey:   randomHex(16),
