@@ -340,3 +340,66 @@ func TestMoney(t *testing.T) {
 		t.Errorf("formatMoney = %s", got)
 	}
 }
+
+func TestRetryableFailuresBackOffThenFailWithAReason(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		clock := time.Now()
+		p.o.Now = func() time.Time { return clock }
+		p.o.MaxAttempts = 3
+		shop := addShop(t, p, "a.myshopify.com", readySettings())
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
+		transient := &rtb.TransientError{Op: rtb.OpSubmit, Err: errors.New("connection refused")}
+		for attempt := 1; attempt <= 3; attempt++ {
+			clock = clock.Add(2 * time.Hour)
+			l, err := p.claim(context.Background())
+			if err != nil || l == nil {
+				t.Fatalf("attempt %d: claim %v %v", attempt, l, err)
+			}
+			if err := p.fail(context.Background(), l, transient, "Could not reach Remove The Background."); err != nil {
+				t.Fatal(err)
+			}
+			var j models.ImageJob
+			db.Take(&j, l.job.ID)
+			if attempt < 3 {
+				wantAt := clock.Add(backoff(attempt)).UnixMilli()
+				if j.State != models.JobRetrying || j.RunAt == nil || *j.RunAt < wantAt-int64(float64(backoff(attempt).Milliseconds())*0.25) {
+					t.Fatalf("attempt %d: %s run_at %v", attempt, j.State, j.RunAt)
+				}
+				continue
+			}
+			if j.State != models.JobFailed || j.RunAt != nil || j.Attempts != 3 || j.Error == "" {
+				t.Fatalf("after the last attempt: %s attempts %d run_at %v error %q", j.State, j.Attempts, j.RunAt, j.Error)
+			}
+		}
+	})
+}
+
+func TestDailyFailsOverdueJobsAndPurgesOldDeliveries(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		now := time.Now().UTC()
+		p.o.Now = func() time.Time { return now }
+		shop := addShop(t, p, "a.myshopify.com", readySettings())
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1), image("gid://shopify/MediaImage/2", 2)))
+		var jobs []models.ImageJob
+		db.Order("id").Find(&jobs)
+		overdue, onTime := now.Add(-3*24*time.Hour), now.Add(time.Hour)
+		db.Model(&jobs[0]).Updates(map[string]any{"state": models.JobAwaitingRTB, "ticket": "T1", "due_by": overdue, "run_at": nil})
+		db.Model(&jobs[1]).Updates(map[string]any{"state": models.JobAwaitingRTB, "ticket": "T2", "due_by": onTime, "run_at": nil})
+		db.Create(&models.WebhookDelivery{WebhookID: "old", Topic: "products/update", ShopDomain: shop.Domain, ReceivedAt: now.Add(-8 * 24 * time.Hour)})
+		db.Create(&models.WebhookDelivery{WebhookID: "new", Topic: "products/update", ShopDomain: shop.Domain, ReceivedAt: now.Add(-time.Hour)})
+		if err := p.Daily(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		db.Order("id").Find(&jobs)
+		if jobs[0].State != models.JobFailed || jobs[0].Error == "" || jobs[1].State != models.JobAwaitingRTB {
+			t.Fatalf("after daily: %s %q / %s", jobs[0].State, jobs[0].Error, jobs[1].State)
+		}
+		var left []string
+		db.Model(&models.WebhookDelivery{}).Pluck("webhook_id", &left)
+		if len(left) != 1 || left[0] != "new" {
+			t.Fatalf("deliveries left: %v", left)
+		}
+	})
+}
