@@ -132,6 +132,7 @@ func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 	e := &exec{s: s, sh: sh, vars: vars}
 	data, ferrs := e.operation(op)
 	actual := min(e.actual, requested)
+	rec.ActualCost = actual
 	sh.bucket.available += requested - actual // refund, as Shopify does
 	resp := map[string]any{
 		"data":       data,

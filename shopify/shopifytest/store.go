@@ -66,8 +66,11 @@ type Request struct {
 	Path      string
 	Operation string  // GraphQL operation name (or the first field when unnamed); "" for OAuth
 	Cost      float64 // requested query cost; 0 when not computed
-	Throttled bool
-	Status    int
+	// ActualCost is what the query cost in the end (charged to the bucket);
+	// 0 when it did not run.
+	ActualCost float64
+	Throttled  bool
+	Status     int
 }
 
 type shopState struct {

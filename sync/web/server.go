@@ -134,11 +134,12 @@ func requestLogger(log *slog.Logger, m *httpMetrics) fiber.Handler {
 		status := c.Response().StatusCode()
 		// Label by route pattern, never by raw path (unbounded label values).
 		route := c.Route().Path
-		if status == fiber.StatusNotFound && route == "/" && c.Path() != "/" {
+		if (status == fiber.StatusNotFound || status == fiber.StatusMethodNotAllowed) && route == "/" && c.Path() != "/" {
 			route = "unmatched"
 		}
 		elapsed := time.Since(start)
-		m.observe(c.Method(), route, status, elapsed)
+		// Label values outlive the request: copy them out of Fiber's buffers.
+		m.observe(strings.Clone(c.Method()), strings.Clone(route), status, elapsed)
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError
