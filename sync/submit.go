@@ -14,7 +14,21 @@ import (
 	"rtbshopify/shopify/admin"
 )
 
-// loadShop returns the job's shop and settings, or a reason to stop.
+// activeShop returns the job's shop and settings. When there is nothing
+// more to do for the job (the shop cannot be read, or uninstalled the app)
+// it settles the job and returns ok false with the step's result.
+func (p *Pipeline) activeShop(ctx context.Context, l *lease) (shop *models.Shop, s Settings, ok bool, err error) {
+	shop, s, err = p.loadShop(ctx, l.job.ShopID)
+	if err != nil {
+		return nil, s, false, p.fail(ctx, l, err, "Could not read the shop's settings.")
+	}
+	if shop.State != models.ShopInstalled {
+		return nil, s, false, l.release(ctx, map[string]any{"state": models.JobCancelled, "error": "The app was uninstalled."}, nil, "shop uninstalled")
+	}
+	return shop, s, true, nil
+}
+
+// loadShop returns a shop and its settings.
 func (p *Pipeline) loadShop(ctx context.Context, shopID uint64) (*models.Shop, Settings, error) {
 	var shop models.Shop
 	if err := p.o.DB.WithContext(ctx).Where("id = ?", shopID).Take(&shop).Error; err != nil {
@@ -31,12 +45,9 @@ func (p *Pipeline) loadShop(ctx context.Context, shopID uint64) (*models.Shop, S
 // the merchant's explicit resubmit, resolves it.
 func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 	j := l.job
-	shop, settings, err := p.loadShop(ctx, j.ShopID)
-	if err != nil {
-		return p.fail(ctx, l, err, "Could not read the shop's settings.")
-	}
-	if shop.State != models.ShopInstalled {
-		return l.release(ctx, map[string]any{"state": models.JobCancelled, "error": "The app was uninstalled."}, nil, "shop uninstalled")
+	shop, settings, ok, err := p.activeShop(ctx, l)
+	if !ok {
+		return err
 	}
 	if ok, why := settings.Ready(); !ok {
 		return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": why}, nil, why)
@@ -188,12 +199,9 @@ func findMedia(p *admin.Product, mediaID string) (*admin.Media, []string) {
 // credentials) counts: a callback is just a hint to ask now.
 func (p *Pipeline) poll(ctx context.Context, l *lease) error {
 	j := l.job
-	shop, settings, err := p.loadShop(ctx, j.ShopID)
-	if err != nil {
-		return p.fail(ctx, l, err, "Could not read the shop's settings.")
-	}
-	if shop.State != models.ShopInstalled {
-		return l.release(ctx, map[string]any{"state": models.JobCancelled, "error": "The app was uninstalled."}, nil, "shop uninstalled")
+	_, settings, ok, err := p.activeShop(ctx, l)
+	if !ok {
+		return err
 	}
 	st, err := p.o.RTB.Status(ctx, settings.Credentials, *j.Ticket)
 	if err != nil {

@@ -43,12 +43,9 @@ func extOf(name string) string {
 // worker taking over never adds a second copy.
 func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	j := l.job
-	shop, _, err := p.loadShop(ctx, j.ShopID)
-	if err != nil {
-		return p.fail(ctx, l, err, "Could not read the shop.")
-	}
-	if shop.State != models.ShopInstalled {
-		return l.release(ctx, map[string]any{"state": models.JobCancelled, "error": "The app was uninstalled before the image was written back."}, nil, "shop uninstalled")
+	shop, _, ok, err := p.activeShop(ctx, l)
+	if !ok {
+		return err
 	}
 	if j.State != models.JobWritingBack {
 		if err := l.update(ctx, map[string]any{"state": models.JobWritingBack}, ""); err != nil {
@@ -158,26 +155,9 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 // (it stays in the shop's Files, for revert).
 func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) error {
 	j := w.l.job
-	orig, _ := findMedia(product, j.MediaID)
-	if orig == nil && j.ResultMediaID == "" {
-		return errGone
-	}
-	alt := j.OriginalAlt
-	if orig != nil {
-		alt = orig.Alt
-	}
-	newID, err := w.ensureMedia(ctx, product, alt)
+	newID, product, orig, err := w.placeNew(ctx, product)
 	if err != nil {
 		return err
-	}
-	if err := w.waitReady(ctx, newID); err != nil {
-		return err
-	}
-	if orig != nil {
-		if product, err = w.c.Product(ctx, j.ProductID); err != nil {
-			return err
-		}
-		orig, _ = findMedia(product, j.MediaID)
 	}
 	if orig != nil {
 		if err := w.moveTo(ctx, product, newID, orig.Position); err != nil {
@@ -200,10 +180,26 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 
 // add puts the processed image right after the original.
 func (w *writer) add(ctx context.Context, product *admin.Product) error {
+	newID, product, orig, err := w.placeNew(ctx, product)
+	if err != nil {
+		return err
+	}
+	if orig != nil {
+		if err := w.moveTo(ctx, product, newID, orig.Position+1); err != nil {
+			return err
+		}
+	}
+	return w.finish(ctx, newID, "processed image added after the original")
+}
+
+// placeNew puts the processed image on the product as a new media (with
+// the original's alt text) and returns its id with the product as it is
+// now and the original in it (nil once detached).
+func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, *admin.Product, *admin.Media, error) {
 	j := w.l.job
 	orig, _ := findMedia(product, j.MediaID)
 	if orig == nil && j.ResultMediaID == "" {
-		return errGone
+		return "", nil, nil, errGone
 	}
 	alt := j.OriginalAlt
 	if orig != nil {
@@ -211,20 +207,16 @@ func (w *writer) add(ctx context.Context, product *admin.Product) error {
 	}
 	newID, err := w.ensureMedia(ctx, product, alt)
 	if err != nil {
-		return err
+		return "", nil, nil, err
 	}
 	if err := w.waitReady(ctx, newID); err != nil {
-		return err
+		return "", nil, nil, err
 	}
 	if product, err = w.c.Product(ctx, j.ProductID); err != nil {
-		return err
+		return "", nil, nil, err
 	}
-	if orig, _ = findMedia(product, j.MediaID); orig != nil {
-		if err := w.moveTo(ctx, product, newID, orig.Position+1); err != nil {
-			return err
-		}
-	}
-	return w.finish(ctx, newID, "processed image added after the original")
+	orig, _ = findMedia(product, j.MediaID)
+	return newID, product, orig, nil
 }
 
 // ensureMedia returns the processed image as a media of the product. It is
