@@ -138,6 +138,9 @@ func (p *Pipeline) revert(ctx context.Context, l *lease) error {
 		err = w.revertNew(ctx, product)
 	}
 	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, ErrLeaseLost) && j.WriteMode == ModeReplace && j.ResultMediaID != j.MediaID {
+			w.undoRevertNew(context.WithoutCancel(ctx))
+		}
 		return p.revertFailed(ctx, l, err)
 	}
 	return l.release(ctx, map[string]any{"state": models.JobReverted, "step": "", "error": ""}, nil, "original restored")
@@ -200,4 +203,27 @@ func (w *writer) revertNew(ctx context.Context, product *admin.Product) error {
 		return w.c.DetachFile(ctx, j.ResultMediaID, j.ProductID)
 	}
 	return nil
+}
+
+// undoRevertNew puts a half-done revert back to the processed state: the
+// variants on the processed image and the re-attached original detached
+// again, so the product never shows both.
+func (w *writer) undoRevertNew(ctx context.Context) {
+	j := w.l.job
+	product, err := w.c.Product(ctx, j.ProductID)
+	if err != nil {
+		w.p.log.Error("undo revert: read product", "job", j.ID, "err", err)
+		return
+	}
+	processed, _ := findMedia(product, j.ResultMediaID)
+	orig, _ := findMedia(product, j.MediaID)
+	if processed == nil || orig == nil {
+		return
+	}
+	if err := w.relink(ctx, product, variantList(j.VariantIDs), j.MediaID, j.ResultMediaID); err != nil {
+		w.p.log.Error("undo revert: variant links", "job", j.ID, "err", err)
+	}
+	if err := w.c.DetachFile(ctx, j.MediaID, j.ProductID); err != nil {
+		w.p.log.Error("undo revert: detach original", "job", j.ID, "err", err)
+	}
 }

@@ -81,8 +81,12 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		if errors.Is(err, errGone) {
 			return l.release(ctx, map[string]any{"state": models.JobFailed, "error": "The original image was removed from the product before the processed one arrived; nothing was changed."}, nil, "original gone")
 		}
-		if !retryable(err) || l.job.Attempts+1 >= p.o.MaxAttempts {
-			wb.rollback(context.WithoutCancel(ctx))
+		// Between attempts the product shows either the original or the
+		// finished result, never a half-done mix (two copies, a variant on
+		// the wrong image). A worker stopping or losing its lease leaves the
+		// step to the next one, which resumes it.
+		if ctx.Err() == nil && !errors.Is(err, ErrLeaseLost) {
+			wb.rollback(context.WithoutCancel(ctx), err)
 		}
 		return p.fail(ctx, l, err, "Could not write the processed image back to Shopify.")
 	}
@@ -350,13 +354,23 @@ func (w *writer) finish(ctx context.Context, resultID, msg string) error {
 		"step": "", "error": ""}, nil, msg+" (job "+strconv.FormatUint(j.ID, 10)+")")
 }
 
-// rollback undoes a half-done write-back that will not be retried, so the
-// product never keeps two copies of the image or a variant pointing at the
-// wrong one. In-place replacement has nothing to undo: either the bytes
-// were swapped (and the original is in Files) or they were not.
-func (w *writer) rollback(ctx context.Context) {
+// rollback undoes a half-done write-back. The processed file stays in
+// Files, so the retry attaches it again instead of uploading a copy.
+func (w *writer) rollback(ctx context.Context, cause error) {
 	j := w.l.job
-	if j.ResultMediaID == "" || j.ResultMediaID == j.MediaID {
+	if j.ResultMediaID == j.MediaID || j.Step == stepReplaced {
+		// In place: either the bytes were swapped or not. If Shopify could
+		// not process the new bytes, put the original's back.
+		if errors.Is(cause, errMediaFailed) && j.OriginalFileID != "" {
+			if err := w.revertInPlace(ctx); err != nil {
+				w.p.log.Error("rollback: restore original bytes", "job", j.ID, "err", err)
+				return
+			}
+			w.l.update(ctx, map[string]any{"step": "", "result_media_id": ""}, "original bytes restored after Shopify failed to process the new ones")
+		}
+		return
+	}
+	if j.ResultMediaID == "" {
 		return
 	}
 	product, err := w.c.Product(ctx, j.ProductID)
@@ -379,5 +393,5 @@ func (w *writer) rollback(ctx context.Context) {
 		w.p.log.Error("rollback: detach processed image", "job", j.ID, "err", err)
 		return
 	}
-	w.l.update(ctx, map[string]any{"result_media_id": ""}, "half-done write-back undone")
+	w.l.update(ctx, map[string]any{}, "half-done write-back undone; the processed image waits in Files")
 }

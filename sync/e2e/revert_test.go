@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -126,4 +127,59 @@ func sawOperation(h *harness, op string) bool {
 		}
 	}
 	return false
+}
+
+func TestAFailedWriteBackLeavesTheOriginalGallery(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.Workers = 1 }})
+		rec := h.createProduct(threeImages(".jpg"))
+		before := waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		// Shopify refuses the call right after the first reorder: the
+		// processed image is on the product, the original still is too.
+		deadline := time.Now().Add(20 * time.Second)
+		for !sawOperation(h, "ProductReorderMedia") {
+			if time.Now().After(deadline) {
+				t.Fatal("no reorder was ever sent")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		h.store.FailNext(1, http.StatusBadRequest)
+		jobs := h.waitJobs("one failed", func(js []models.ImageJob) bool {
+			for _, j := range js {
+				if j.State == models.JobFailed {
+					return true
+				}
+			}
+			return false
+		})
+		h.app.Pipeline.Stop(context.Background())
+		var failed models.ImageJob
+		for _, j := range jobs {
+			if j.State == models.JobFailed {
+				failed = j
+			}
+		}
+		after := h.store.Product(shopDomain, rec.ID)
+		var ids []string
+		for _, m := range after.Media {
+			ids = append(ids, m.ID)
+		}
+		// The failed job's original is back alone at its place, with its variant.
+		for i, m := range before.Media {
+			if m.ID == failed.MediaID && (len(after.Media) <= i || after.Media[i].ID != m.ID) {
+				t.Fatalf("after the failure the gallery is %v; the original %s should be back at %d", ids, m.ID, i)
+			}
+		}
+		if len(after.Media) != 3 {
+			t.Fatalf("after the failure the product has %d media %v, want 3 (no duplicate)", len(after.Media), ids)
+		}
+		for vi, v := range after.Variants {
+			for _, old := range before.Variants[vi].MediaIDs {
+				if old == failed.MediaID && !equal(v.MediaIDs, []string{old}) {
+					t.Errorf("variant %s links %v, want the original %s", v.Title, v.MediaIDs, old)
+				}
+			}
+		}
+	})
 }
