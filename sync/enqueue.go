@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path"
 	"strings"
-	"time"
 
 	"gorm.io/gorm"
 
@@ -141,7 +140,7 @@ func (p *Pipeline) newJob(tx *gorm.DB, shop *models.Shop, s Settings, c Candidat
 		job.State, job.Error = models.JobSkipped, reason
 		return job, nil
 	}
-	fair, err := p.fairKey(tx, shop.ID, now)
+	fair, err := p.fairKey(tx, shop.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -153,15 +152,21 @@ func (p *Pipeline) newJob(tx *gorm.DB, shop *models.Shop, s Settings, c Candidat
 	return job, nil
 }
 
-// fairKey advances the shop's virtual clock by one quantum and returns the
-// job's place in the claim order: a shop with a long queue gets keys far
-// ahead, so another shop's next image is claimed before most of them.
-func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64, now time.Time) (int64, error) {
+// fairKey places a shop's new job in the claim order (start-time fair
+// queueing): no earlier than the queue's virtual time (the key of the job
+// claimed last) and one quantum after the shop's previous job. A shop with
+// a long backlog has keys far ahead, so another shop's next image is
+// claimed after at most a few of them.
+func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64) (int64, error) {
 	shop, err := lockShop(tx, shopID)
 	if err != nil {
 		return 0, fmt.Errorf("lock shop %d: %w", shopID, err)
 	}
-	key := max(shop.FairClock, ms(now))
+	var virtual int64
+	if err := tx.Table("queue_clock").Where("id = 1").Pluck("virtual_ms", &virtual).Error; err != nil {
+		return 0, fmt.Errorf("read queue clock: %w", err)
+	}
+	key := max(shop.FairClock, virtual)
 	if err := tx.Model(&models.Shop{}).Where("id = ?", shopID).Update("fair_clock", key+p.o.FairQuantum.Milliseconds()).Error; err != nil {
 		return 0, err
 	}
@@ -169,7 +174,7 @@ func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64, now time.Time) (int64, er
 }
 
 func (p *Pipeline) requeueSkipped(ctx context.Context, tx *gorm.DB, shop *models.Shop, job *models.ImageJob, c Candidate) error {
-	fair, err := p.fairKey(tx, shop.ID, p.now())
+	fair, err := p.fairKey(tx, shop.ID)
 	if err != nil {
 		return err
 	}

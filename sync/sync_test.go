@@ -71,6 +71,8 @@ func enqueue(t *testing.T, p *Pipeline, shop *models.Shop, w shopify.ProductWebh
 func TestClaimIsFairAcrossShops(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		p := newTestPipeline(t, db)
+		clock := time.Now()
+		p.o.Now = func() time.Time { return clock }
 		big := addShop(t, p, "big.myshopify.com", readySettings())
 		small := addShop(t, p, "small.myshopify.com", readySettings())
 		// A large import: 300 products of 2 images each.
@@ -79,10 +81,16 @@ func TestClaimIsFairAcrossShops(t *testing.T) {
 		}
 		// Workers are busy with the import when the small shop's image arrives.
 		for range 5 {
-			if l, err := p.claim(context.Background()); err != nil || l == nil || l.job.ShopID != big.ID {
+			l, err := p.claim(context.Background())
+			if err != nil || l == nil || l.job.ShopID != big.ID {
 				t.Fatalf("claim: %v %v", l, err)
 			}
+			if err := l.release(context.Background(), map[string]any{"state": models.JobAwaitingRTB}, nil, ""); err != nil {
+				t.Fatal(err)
+			}
 		}
+		// An hour later (the import is slow), whatever the wall clock says.
+		clock = clock.Add(time.Hour)
 		enqueue(t, p, small, webhookOf("gid://shopify/Product/s1", image("gid://shopify/MediaImage/s1", 1)))
 		for n := 1; n <= 3; n++ {
 			l, err := p.claim(context.Background())
