@@ -208,3 +208,27 @@ func TestUnconfirmedSubmissionWaitsForTheMerchant(t *testing.T) {
 		}
 	})
 }
+
+func TestShopRedactDeletesEverythingOfTheShop(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{})
+		rec := h.createProduct(oneImage("redact"))
+		waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("done", allIn(1, models.JobDone))
+		var shop models.Shop
+		db.Take(&shop)
+		db.Create(&models.ProductLock{ShopID: shop.ID, ProductID: rec.ID, Owner: "x", UntilMs: 1})
+		resp, err := h.store.SendWebhook(context.Background(), h.url+"/webhooks", shopDomain, "shop/redact", map[string]any{"shop_domain": shopDomain})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("shop/redact: %v %v", resp, err)
+		}
+		for _, table := range []string{"shops", "shop_settings", "image_jobs", "job_events", "product_locks", "backfills"} {
+			var n int64
+			db.Table(table).Count(&n)
+			if n != 0 {
+				t.Errorf("%s still holds %d rows of the redacted shop", table, n)
+			}
+		}
+	})
+}
