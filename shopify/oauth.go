@@ -8,11 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	goshopify "github.com/bold-commerce/go-shopify/v4"
 	"github.com/gofiber/fiber/v2"
 )
 
@@ -50,12 +50,11 @@ func (a *App) handleAuth(c *fiber.Ctx) error {
 		Secure:   strings.HasPrefix(a.cfg.AppURL, "https://"),
 		SameSite: fiber.CookieSameSiteLaxMode,
 	})
-	q := url.Values{}
-	q.Set("client_id", a.cfg.ShopifyAPIKey)
-	q.Set("scope", strings.Join(a.cfg.ShopifyScopes, ","))
-	q.Set("redirect_uri", a.cfg.AppURL+"/auth/callback")
-	q.Set("state", nonce)
-	return c.Redirect("https://"+shop+"/admin/oauth/authorize?"+q.Encode(), fiber.StatusFound)
+	consent, err := a.goshopifyApp("").AuthorizeUrl(shop, nonce)
+	if err != nil {
+		return c.Status(fiber.StatusBadRequest).SendString("Invalid shop.")
+	}
+	return c.Redirect(consent, fiber.StatusFound)
 }
 
 // signState makes the cookie value nonce.shop.expiry.mac: the MAC keeps a
@@ -105,12 +104,20 @@ func (a *App) checkState(cookie, state, shop string) bool {
 	return subtle.ConstantTimeCompare([]byte(nonce), []byte(state)) == 1 && cshop == shop
 }
 
+// goshopifyApp describes the app to go-shopify's OAuth helpers.
+func (a *App) goshopifyApp(secret string) goshopify.App {
+	return goshopify.App{
+		ApiKey: a.cfg.ShopifyAPIKey, ApiSecret: secret,
+		RedirectUrl: a.cfg.AppURL + "/auth/callback", Scope: strings.Join(a.cfg.ShopifyScopes, ","),
+	}
+}
+
 // VerifyQueryHMAC checks the hex HMAC-SHA256 Shopify puts on OAuth
 // callbacks and admin launches: over the query without hmac (and the
 // legacy signature), keys sorted, pairs joined with '&'. Shopify's
-// libraries differ on whether values are percent-encoded in the message,
-// so both the decoded and the encoded forms are accepted; either needs
-// the secret.
+// libraries differ on whether values are percent-encoded in the message:
+// go-shopify checks the decoded form, and the encoded form is checked here;
+// either needs the secret.
 func VerifyQueryHMAC(rawQuery string, secrets ...string) bool {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
@@ -120,39 +127,27 @@ func VerifyQueryHMAC(rawQuery string, secrets ...string) bool {
 	if err != nil || len(got) != sha256.Size {
 		return false
 	}
+	u := &url.URL{RawQuery: rawQuery}
 	q.Del("hmac")
 	q.Del("signature")
 	encoded := q.Encode() // sorted by key
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var plain []string
-	for _, k := range keys {
-		for _, v := range q[k] {
-			plain = append(plain, k+"="+v)
-		}
-	}
-	messages := []string{strings.Join(plain, "&"), encoded}
 	ok := false
 	for _, s := range secrets {
 		if s == "" {
 			continue
 		}
-		for _, msg := range messages {
-			m := hmac.New(sha256.New, []byte(s))
-			m.Write([]byte(msg))
-			if hmac.Equal(got, m.Sum(nil)) {
-				ok = true
-			}
+		if plain, err := (goshopify.App{ApiSecret: s}).VerifyAuthorizationURL(u); err == nil && plain {
+			ok = true
+		}
+		m := hmac.New(sha256.New, []byte(s))
+		m.Write([]byte(encoded))
+		if hmac.Equal(got, m.Sum(nil)) {
+			ok = true
 		}
 	}
 	return ok
 }
 
-// handleAuthCallback finishes the code grant. Nothing is stored unless
-// every check passes and Shopify grants the token.
 func (a *App) handleAuthCallback(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	rawQuery := string(c.Request().URI().QueryString()) // string() copies out of fasthttp's buffer
