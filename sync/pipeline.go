@@ -64,6 +64,9 @@ type Options struct {
 	MaxAttempts int
 	// MediaRecheck is when a media that was not READY yet is looked at again.
 	MediaRecheck time.Duration
+	// MaxPerShop caps the jobs of one shop worked on at once (across
+	// replicas); the default is half the workers, at least one.
+	MaxPerShop int
 	// FairQuantum spaces one shop's jobs in the claim order, so another
 	// shop's new job goes ahead of a large import.
 	FairQuantum time.Duration
@@ -104,6 +107,9 @@ func New(o Options) *Pipeline {
 	}
 	if o.MediaRecheck == 0 {
 		o.MediaRecheck = 30 * time.Second
+	}
+	if o.MaxPerShop <= 0 {
+		o.MaxPerShop = max(1, o.Workers/2)
 	}
 	if o.FairQuantum == 0 {
 		o.FairQuantum = time.Second

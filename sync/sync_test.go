@@ -411,3 +411,33 @@ func TestDailyFailsOverdueJobsAndPurgesOldDeliveries(t *testing.T) {
 		}
 	})
 }
+
+func TestABusyShopDoesNotHoldEveryWorker(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		p.o.MaxPerShop = 2
+		big := addShop(t, p, "big.myshopify.com", readySettings())
+		small := addShop(t, p, "small.myshopify.com", readySettings())
+		for i := range 10 {
+			enqueue(t, p, big, webhookOf(fmt.Sprint("gid://shopify/Product/", i), image(fmt.Sprint("gid://shopify/MediaImage/b", i), 1)))
+		}
+		enqueue(t, p, small, webhookOf("gid://shopify/Product/s", image("gid://shopify/MediaImage/s", 1)))
+		// Put the small shop's job last in the fair order: with two of the
+		// big shop's jobs in hand, the next worker still takes it.
+		db.Model(&models.ImageJob{}).Where("shop_id = ?", small.ID).Update("fair_key", int64(1)<<50)
+		var shops []uint64
+		for range 3 {
+			l, err := p.claim(context.Background())
+			if err != nil || l == nil {
+				t.Fatalf("claim: %v %v", l, err)
+			}
+			shops = append(shops, l.job.ShopID)
+		}
+		if shops[0] != big.ID || shops[1] != big.ID || shops[2] != small.ID {
+			t.Fatalf("claimed shops %v, want big, big, small (%d, %d, %d)", shops, big.ID, big.ID, small.ID)
+		}
+		if l, _ := p.claim(context.Background()); l != nil {
+			t.Fatalf("a third job of the big shop was claimed while two are in hand: job %d", l.job.ID)
+		}
+	})
+}

@@ -56,7 +56,13 @@ func (p *Pipeline) claim(ctx context.Context) (*lease, error) {
 	token := newToken()
 	var job models.ImageJob
 	err := p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		q := tx.Where("run_at <= ?", ms(now)).Order("fair_key, id").Limit(1)
+		// A shop whose jobs already hold MaxPerShop leases is passed over:
+		// its rate limit is per shop, so more workers on it would only wait
+		// while other shops' images wait for them.
+		busy := tx.Model(&models.ImageJob{}).Select("shop_id").
+			Where("lease_owner IS NOT NULL AND lease_until > ?", ms(now)).
+			Group("shop_id").Having("COUNT(*) >= ?", p.o.MaxPerShop)
+		q := tx.Where("run_at <= ? AND shop_id NOT IN (?)", ms(now), busy).Order("fair_key, id").Limit(1)
 		if models.DialectOf(tx) == models.MySQL {
 			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
 		}
