@@ -14,6 +14,7 @@ import (
 	"rtbshopify/rtb"
 	"rtbshopify/shopify"
 	"rtbshopify/shopify/admin"
+	"rtbshopify/shopify/ui"
 	imgsync "rtbshopify/sync"
 )
 
@@ -74,6 +75,7 @@ func Build(cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.
 
 	srv := NewServer(ServerOptions{DB: db, Log: log, Registry: NewRegistry(db, log)})
 	shop.Register(srv)
+	ui.Register(srv, ui.Options{APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret, cfg.ShopifyAPISecretPrevious}, Sessions: shop.Sessions(), Log: log})
 	callbacks := &rtb.CallbackHandler{Signer: signer, Store: pipeline, Logger: log}
 	srv.Post("/rtb/callback/:token", func(c *fiber.Ctx) error {
 		return c.SendStatus(callbacks.Handle(c.UserContext(), c.Params("token"), c.Get(fiber.HeaderContentType), c.BodyRaw()))
