@@ -139,7 +139,7 @@ func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*go
 // serve runs the app until ctx ends, then shuts down in order: stop taking
 // HTTP requests, stop cron, let workers finish or release their jobs, close
 // the database. ready, when not nil, receives the listening address.
-func serve(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string) error {
+func serve(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string, opts ...web.BuildOption) error {
 	cfg, err := loadConfig(getenv, config.ForServe)
 	if err != nil {
 		return err
@@ -151,7 +151,7 @@ func serve(ctx context.Context, getenv func(string) string, logw io.Writer, read
 	}
 	defer models.Close(db)
 
-	app, err := buildApp(ctx, cfg, db, log)
+	app, err := buildApp(ctx, cfg, db, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -203,8 +203,8 @@ func (a *application) stop(ctx context.Context, log *slog.Logger) {
 	a.pipeline.Stop(ctx)
 }
 
-func buildApp(ctx context.Context, cfg config.Config, db *gorm.DB, log *slog.Logger) (*application, error) {
-	app, err := web.Build(cfg, db, log, nil)
+func buildApp(ctx context.Context, cfg config.Config, db *gorm.DB, log *slog.Logger, opts ...web.BuildOption) (*application, error) {
+	app, err := web.Build(cfg, db, log, nil, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -214,5 +214,11 @@ func buildApp(ctx context.Context, cfg config.Config, db *gorm.DB, log *slog.Log
 // runDemo hands the demo the real serve, so it runs the app exactly as
 // production does, only against in-process fakes.
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return demo.Run(ctx, demo.Options{Args: args, Stdout: stdout, Stderr: stderr, Getenv: getenv, Serve: serve})
+	return demo.Run(ctx, demo.Options{Args: args, Stdout: stdout, Stderr: stderr, Getenv: getenv, Serve: demoServe})
+}
+
+// demoServe is serve with the demo's development session tokens, so the
+// admin page opens in a plain browser.
+func demoServe(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string, devTokens func(string) string) error {
+	return serve(ctx, getenv, logw, ready, web.WithDevTokens(devTokens))
 }

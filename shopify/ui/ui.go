@@ -217,6 +217,10 @@ func RegisterDevTokens(r fiber.Router, mint func(shop string) string) {
 		if !shopify.ValidShop(shop) {
 			return shopify.WriteError(c, fiber.StatusBadRequest, "bad_request", "shop must be a your-store.myshopify.com domain.")
 		}
-		return c.JSON(fiber.Map{"token": mint(shop)})
+		tok := mint(shop)
+		if tok == "" {
+			return shopify.WriteError(c, fiber.StatusNotFound, "not_found", "No development session for this shop.")
+		}
+		return c.JSON(fiber.Map{"token": tok})
 	})
 }

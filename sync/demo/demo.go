@@ -23,7 +23,9 @@ import (
 
 // ServeFunc is main's serve: it runs the app from an environment until ctx
 // ends and sends the listening address on ready.
-type ServeFunc func(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string) error
+// devTokens, which the demo sets, lets the admin page get session tokens
+// outside the Shopify admin.
+type ServeFunc func(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string, devTokens func(shop string) string) error
 
 // Options are what main hands the demo.
 type Options struct {
@@ -336,7 +338,7 @@ func collectAfter(st *stack, imgs []*demoImage) {
 // keepServing leaves the app running for a look around until ctx ends.
 func keepServing(ctx context.Context, w io.Writer, st *stack) {
 	fmt.Fprintf(w, "\nStill serving until Ctrl-C:\n")
-	fmt.Fprintf(w, "  app         %s  (no admin page yet: the JSON API is at /api, /metrics shows the counters)\n", st.appURL)
+	fmt.Fprintf(w, "  admin page  %s/?shop=%s  (open it in a browser; the JSON API is at /api, /metrics shows the counters)\n", st.appURL, st.shop)
 	fmt.Fprintf(w, "  fake store  %s  (shop %s)\n", st.store.URL(), st.shop)
 	if st.tempDir != "" {
 		fmt.Fprintf(w, "  database    %s  (kept)\n", st.dbURL)

@@ -57,7 +57,7 @@ func TestRunServeFails(t *testing.T) {
 	var out bytes.Buffer
 	err := Run(context.Background(), Options{
 		Args: []string{"--out", t.TempDir()}, Stdout: &out,
-		Serve: func(context.Context, func(string) string, io.Writer, chan<- string) error {
+		Serve: func(context.Context, func(string) string, io.Writer, chan<- string, func(string) string) error {
 			return errors.New("invalid configuration: boom")
 		},
 	})

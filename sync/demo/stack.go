@@ -113,7 +113,15 @@ func start(ctx context.Context, o Options, f flags, logw io.Writer) (_ *stack, e
 	st.served = make(chan error, 1)
 	ready := make(chan string, 1)
 	go func() {
-		st.served <- o.Serve(sctx, getenv, logw, ready)
+		// The admin page, opened in a plain browser, gets its session
+		// tokens here: for the demo shop only.
+		devTokens := func(shop string) string {
+			if shop != st.shop {
+				return ""
+			}
+			return st.store.SessionToken(shop, time.Minute)
+		}
+		st.served <- o.Serve(sctx, getenv, logw, ready, devTokens)
 		close(st.served)
 	}()
 	select {

@@ -40,9 +40,27 @@ func CallbackKeys(keys []config.Key) []rtb.TokenKey {
 	return out
 }
 
+// BuildOption adjusts what Build wires.
+type BuildOption func(*buildOptions)
+
+type buildOptions struct {
+	devTokens func(shop string) string
+}
+
+// WithDevTokens serves GET /dev/session-token with tokens from mint, so the
+// admin page opens in a plain browser. Only the demo uses it: it hands a
+// session token to anyone who asks.
+func WithDevTokens(mint func(shop string) string) BuildOption {
+	return func(o *buildOptions) { o.devTokens = mint }
+}
+
 // Build wires the app from its configuration. tune, when not nil, adjusts
 // the pipeline's options (tests and the demo shorten its intervals).
-func Build(cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.Options)) (*App, error) {
+func Build(cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.Options), options ...BuildOption) (*App, error) {
+	var bo buildOptions
+	for _, o := range options {
+		o(&bo)
+	}
 	sealer, err := models.NewSealer(cfg.EncryptionKeys)
 	if err != nil {
 		return nil, fmt.Errorf("ENCRYPTION_KEYS: %w", err)
@@ -75,7 +93,7 @@ func Build(cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.
 
 	srv := NewServer(ServerOptions{DB: db, Log: log, Registry: NewRegistry(db, log)})
 	shop.Register(srv)
-	ui.Register(srv, ui.Options{APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret, cfg.ShopifyAPISecretPrevious}, Sessions: shop.Sessions(), Log: log})
+	ui.Register(srv, ui.Options{APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret, cfg.ShopifyAPISecretPrevious}, Sessions: shop.Sessions(), Log: log, DevTokens: bo.devTokens})
 	callbacks := &rtb.CallbackHandler{Signer: signer, Store: pipeline, Logger: log}
 	srv.Post("/rtb/callback/:token", func(c *fiber.Ctx) error {
 		return c.SendStatus(callbacks.Handle(c.UserContext(), c.Params("token"), c.Get(fiber.HeaderContentType), c.BodyRaw()))
