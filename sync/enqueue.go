@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path"
@@ -153,20 +154,35 @@ func (p *Pipeline) newJob(tx *gorm.DB, shop *models.Shop, s Settings, c Candidat
 }
 
 // fairKey places a shop's new job in the claim order (start-time fair
-// queueing): no earlier than the queue's virtual time (the key of the job
-// claimed last) and one quantum after the shop's previous job. A shop with
-// a long backlog has keys far ahead, so another shop's next image is
-// claimed after at most a few of them.
+// queueing). The queue's virtual time is the lowest key being worked on
+// now (read from the leased jobs: no write per claim). A shop with a
+// backlog continues one quantum after its previous job, but never before
+// the virtual time; a shop without one starts at the virtual time. So a
+// shop that was idle — new, or done with an old import — goes next, shops
+// that arrive one after another interleave instead of queueing behind each
+// other, and another shop's long backlog lets a new image through after
+// at most a few claims.
 func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64) (int64, error) {
 	shop, err := lockShop(tx, shopID)
 	if err != nil {
 		return 0, fmt.Errorf("lock shop %d: %w", shopID, err)
 	}
-	var virtual int64
-	if err := tx.Table("queue_clock").Where("id = 1").Pluck("virtual_ms", &virtual).Error; err != nil {
-		return 0, fmt.Errorf("read queue clock: %w", err)
+	var virtual sql.NullInt64
+	err = tx.Model(&models.ImageJob{}).Select("MIN(fair_key)").
+		Where("lease_until > ? AND lease_owner IS NOT NULL", ms(p.now())).Scan(&virtual).Error
+	if err != nil {
+		return 0, fmt.Errorf("read the queue's virtual time: %w", err)
 	}
-	key := max(shop.FairClock, virtual)
+	var waiting []uint64
+	err = tx.Model(&models.ImageJob{}).Where("shop_id = ? AND state IN ?", shopID, []string{models.JobQueued, models.JobRetrying}).
+		Limit(1).Pluck("id", &waiting).Error
+	if err != nil {
+		return 0, fmt.Errorf("look for the shop's backlog: %w", err)
+	}
+	key := virtual.Int64
+	if len(waiting) > 0 {
+		key = max(shop.FairClock, key)
+	}
 	if err := tx.Model(&models.Shop{}).Where("id = ?", shopID).Update("fair_clock", key+p.o.FairQuantum.Milliseconds()).Error; err != nil {
 		return 0, err
 	}

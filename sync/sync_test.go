@@ -441,3 +441,31 @@ func TestABusyShopDoesNotHoldEveryWorker(t *testing.T) {
 		}
 	})
 }
+
+func TestAShopBackFromAnOldImportIsNotQueuedBehindAnother(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p := newTestPipeline(t, db)
+		p.o.MaxPerShop = 100 // fairness alone, not the per-shop cap
+		a := addShop(t, p, "a.myshopify.com", readySettings())
+		b := addShop(t, p, "b.myshopify.com", readySettings())
+		// Shop a imported 50 images long ago; all are done.
+		for i := range 50 {
+			enqueue(t, p, a, webhookOf(fmt.Sprint("gid://shopify/Product/a", i), image(fmt.Sprint("gid://shopify/MediaImage/a", i), 1)))
+		}
+		db.Model(&models.ImageJob{}).Where("shop_id = ?", a.ID).Updates(map[string]any{"state": models.JobDone, "run_at": nil})
+		// Shop b imports 20 now; two are being worked on.
+		for i := range 20 {
+			enqueue(t, p, b, webhookOf(fmt.Sprint("gid://shopify/Product/b", i), image(fmt.Sprint("gid://shopify/MediaImage/b", i), 1)))
+		}
+		for range 2 {
+			if l, _ := p.claim(context.Background()); l == nil || l.job.ShopID != b.ID {
+				t.Fatalf("claim: %v", l)
+			}
+		}
+		enqueue(t, p, a, webhookOf("gid://shopify/Product/a-new", image("gid://shopify/MediaImage/a-new", 1)))
+		l, err := p.claim(context.Background())
+		if err != nil || l == nil || l.job.MediaID != "gid://shopify/MediaImage/a-new" {
+			t.Fatalf("next claim: %+v %v, want shop a's new image", l, err)
+		}
+	})
+}

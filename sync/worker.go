@@ -80,10 +80,6 @@ func (p *Pipeline) claim(ctx context.Context) (*lease, error) {
 		return nil, err
 	}
 	job.LeaseOwner = &token
-	// Advance the queue's virtual time (never back: retried jobs keep
-	// their old keys). A lost update only makes the next new job's place
-	// slightly earlier, so it runs outside the claim's transaction.
-	p.o.DB.WithContext(ctx).Table("queue_clock").Where("id = 1 AND virtual_ms < ?", job.FairKey).Update("virtual_ms", job.FairKey)
 	return &lease{p: p, job: &job, token: token}, nil
 }
 
