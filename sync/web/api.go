@@ -153,13 +153,19 @@ func (a *API) spentThisMonth(ctx context.Context, shopID uint64) (string, error)
 	return a.Pipeline.MonthSpend(ctx, shopID)
 }
 
-func (a *API) getSettings(c *fiber.Ctx) error {
+// settingsOf loads the settings of the request's shop.
+func (a *API) settingsOf(c *fiber.Ctx) (*models.Shop, imgsync.Settings, error) {
 	shop, err := shopOf(c)
 	if err != nil {
-		return err
+		return nil, imgsync.Settings{}, err
 	}
+	s, err := imgsync.LoadSettings(c.UserContext(), a.DB, a.Sealer, shop)
+	return shop, s, err
+}
+
+func (a *API) getSettings(c *fiber.Ctx) error {
 	ctx := c.UserContext()
-	s, err := imgsync.LoadSettings(ctx, a.DB, a.Sealer, shop)
+	_, s, err := a.settingsOf(c)
 	if err != nil {
 		return err
 	}
@@ -426,12 +432,8 @@ type templateJSON struct {
 }
 
 func (a *API) getTemplates(c *fiber.Ctx) error {
-	shop, err := shopOf(c)
-	if err != nil {
-		return err
-	}
 	ctx := c.UserContext()
-	s, err := imgsync.LoadSettings(ctx, a.DB, a.Sealer, shop)
+	_, s, err := a.settingsOf(c)
 	if err != nil {
 		return err
 	}

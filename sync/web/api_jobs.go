@@ -176,14 +176,10 @@ func backfillView(b *models.Backfill) fiber.Map {
 }
 
 func (a *API) startBackfill(c *fiber.Ctx) error {
-	shop, err := shopOf(c)
-	if err != nil {
-		return err
-	}
 	ctx := c.UserContext()
 	// A backfill for a shop that is not set up would walk the catalogue
 	// and record nothing.
-	s, err := imgsync.LoadSettings(ctx, a.DB, a.Sealer, shop)
+	shop, s, err := a.settingsOf(c)
 	if err != nil {
 		return err
 	}
