@@ -87,11 +87,14 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, 
 		switch {
 		case err == nil:
 			res.Known++
-			if existing.State == models.JobSkipped && reason == "" {
-				if err := p.requeueSkipped(ctx, tx, shop, &existing, c); err != nil {
+			if reason == "" {
+				revived, err := p.revive(ctx, tx, shop, &existing, c)
+				if err != nil {
 					return res, err
 				}
-				res.Queued++
+				if revived {
+					res.Queued++
+				}
 			}
 			continue
 		case !errors.Is(err, gorm.ErrRecordNotFound):
@@ -189,16 +192,32 @@ func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64) (int64, error) {
 	return key, nil
 }
 
-func (p *Pipeline) requeueSkipped(ctx context.Context, tx *gorm.DB, shop *models.Shop, job *models.ImageJob, c Candidate) error {
-	fair, err := p.fairKey(tx, shop.ID)
-	if err != nil {
-		return err
+// revive gives a job that stopped short another chance when its image is
+// seen again and is eligible: a skipped image, or one cancelled by an
+// uninstall before it was submitted, is queued again; one cancelled after
+// Remove The Background accepted it (already paid) waits for its delivery
+// again instead of being submitted twice.
+func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, shop *models.Shop, job *models.ImageJob, c Candidate) (bool, error) {
+	fields := map[string]any{"error": "", "run_at": ms(p.now()), "lease_owner": nil, "lease_until": nil}
+	switch {
+	case job.State == models.JobCancelled && job.Ticket != nil:
+		fields["state"] = models.JobAwaitingRTB
+		if job.DeliveredAt != nil {
+			fields["state"] = models.JobWritingBack
+		}
+	case job.State == models.JobSkipped || job.State == models.JobCancelled && job.SubmitStartedAt == nil:
+		fair, err := p.fairKey(tx, shop.ID)
+		if err != nil {
+			return false, err
+		}
+		for k, v := range map[string]any{"state": models.JobQueued, "fair_key": fair, "original_url": c.URL, "original_alt": c.Alt,
+			"original_position": c.Position, "variant_ids": variantJSON(c.VariantIDs)} {
+			fields[k] = v
+		}
+	default:
+		return false, nil
 	}
-	_, err = p.transition(ctx, tx, job, []string{models.JobSkipped}, map[string]any{
-		"state": models.JobQueued, "error": "", "fair_key": fair, "run_at": ms(p.now()),
-		"original_url": c.URL, "original_alt": c.Alt, "original_position": c.Position, "variant_ids": variantJSON(c.VariantIDs),
-	}, "now eligible")
-	return err
+	return p.transition(ctx, tx, job, []string{job.State}, fields, "seen again and eligible")
 }
 
 // ineligible says why an image is not to be processed, or "" if it is.

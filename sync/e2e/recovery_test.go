@@ -232,3 +232,32 @@ func TestShopRedactDeletesEverythingOfTheShop(t *testing.T) {
 		}
 	})
 }
+
+func TestReinstallFinishesAPaidImageWithoutSubmittingAgain(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		clock := rtbtest.NewClock(time.Now())
+		h := newHarness(t, db, harnessOptions{rtb: func(o *rtbtest.Options) { o.Now = clock.Now; o.ProductionFor = time.Hour }})
+		rec := h.createProduct(oneImage("reinstall"))
+		waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("submitted", allIn(1, models.JobAwaitingRTB))
+		resp, err := h.store.SendWebhook(context.Background(), h.url+"/webhooks", shopDomain, "app/uninstalled", map[string]any{"domain": shopDomain})
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("uninstall webhook: %v %v", resp, err)
+		}
+		h.waitJobs("cancelled", allIn(1, models.JobCancelled))
+		// The merchant installs again; the image is delivered meanwhile.
+		if status, body := h.api("GET", "/api/settings", nil); status != 200 {
+			t.Fatalf("reinstall: %d %s", status, body)
+		}
+		clock.Advance(2 * time.Hour)
+		h.webhook("products/update", rec.ID)
+		h.waitJobs("done", allIn(1, models.JobDone))
+		if n := h.rtb.Submissions()[rtbEmail]; n != 1 {
+			t.Fatalf("billed %d times, want 1", n)
+		}
+		if media := h.store.Product(shopDomain, rec.ID).Media; len(media) != 1 || !borderIsWhiteOrClear(t, media[0].Data) {
+			t.Fatal("the paid image was not written back")
+		}
+	})
+}
