@@ -413,49 +413,17 @@ func (e *env) webhook(topic, shop, id string, body []byte, secret string, hdr ma
 	return e.do(req)
 }
 
-// eachDB is modelstest.Each that also hands over the database's URL (for
-// a second handle, i.e. a second replica).
-//
-// Until models fixes it, SQLite cannot read the schema's DATETIME(6)
-// columns back into time.Time (the driver only parses the declared types
-// DATE, DATETIME and TIMESTAMP), so on SQLite the test database's declared
-// types are rewritten to DATETIME and the database reopened. This is a
-// no-op once the migration emits DATETIME for SQLite.
+// eachDB runs fn on SQLite and, when TEST_MYSQL_DSN is set, on MariaDB,
+// each in a fresh migrated database, and hands it the database's URL so a
+// test can open a second handle (another replica).
 func eachDB(t *testing.T, fn func(t *testing.T, db *gorm.DB, url string)) {
 	t.Helper()
 	for _, name := range modelstest.Dialects() {
 		t.Run(name, func(t *testing.T) {
 			d := modelstest.Open(t, name)
-			if name == "sqlite" {
-				d.DB = sqliteDatetimeShim(t, d)
-			}
 			fn(t, d.DB, d.URL)
 		})
 	}
-}
-
-func sqliteDatetimeShim(t *testing.T, d modelstest.DB) *gorm.DB {
-	t.Helper()
-	var n int64
-	d.DB.Raw("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND sql LIKE '%DATETIME(6)%'").Scan(&n)
-	if n == 0 {
-		return d.DB
-	}
-	for _, q := range []string{
-		"PRAGMA writable_schema=ON",
-		"UPDATE sqlite_master SET sql = replace(sql, 'DATETIME(6)', 'DATETIME') WHERE type = 'table'",
-		"PRAGMA writable_schema=OFF",
-	} {
-		if err := d.DB.Exec(q).Error; err != nil {
-			t.Fatalf("sqlite datetime shim: %v", err)
-		}
-	}
-	db, err := models.Open(context.Background(), d.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { models.Close(db) })
-	return db
 }
 
 // openAgain opens a second handle on the same database: another replica.
