@@ -229,8 +229,6 @@ type submitBody struct {
 	ImageCallbackURL                  string `json:"ImageCallbackURL"`
 }
 
-// zeroTicket is what a failed submit may carry instead of a real ticket.
-const zeroTicket = "00000000-0000-0000-0000-000000000000"
 
 // SubmitImage adds an image to the processing queue and returns its ticket.
 // Every successful call is billed. When it fails with MaybeSubmitted(err) the

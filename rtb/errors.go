@@ -158,15 +158,6 @@ func redactURL(u *url.URL) string {
 	return c.String()
 }
 
-// redactRawURL is redactURL for a string that may not parse.
-func redactRawURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return redactURL(u)
-}
-
 // unwrapURLError strips net/http's *url.Error, whose message repeats the full
 // request URL (query string and therefore API key included), keeping the
 // underlying cause so errors.Is/As still see timeouts and our own types.

@@ -283,7 +283,7 @@ func (w *writer) ensureFile(ctx context.Context, name, source, alt string) (stri
 	return id, err
 }
 
-var errMediaFailed = errors.New("Shopify could not process the uploaded image")
+var errMediaFailed = errors.New("shopify could not process the uploaded image")
 
 func (w *writer) waitReady(ctx context.Context, id string) error {
 	st, err := w.c.WaitMediaReady(ctx, id)

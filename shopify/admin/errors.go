@@ -80,7 +80,7 @@ func userErrorsToError(list []gqlUserError) error {
 	}
 	out := make(UserErrors, len(list))
 	for i, u := range list {
-		out[i] = UserError{Field: u.Field, Message: u.Message, Code: u.Code}
+		out[i] = UserError(u)
 	}
 	return out
 }

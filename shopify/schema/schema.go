@@ -64,7 +64,7 @@ func Parse(doc string) (*ast.QueryDocument, error) {
 	if perr != nil {
 		return nil, fmt.Errorf("parse graphql document: %w", perr)
 	}
-	if list := validator.Validate(s, q); len(list) > 0 {
+	if list := validator.ValidateWithRules(s, q, nil); len(list) > 0 {
 		errs := make([]error, 0, len(list))
 		for _, e := range list {
 			errs = append(errs, e)

@@ -64,7 +64,7 @@ func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"errors": gqlErrors(perr.Error())})
 		return
 	}
-	if list := validator.Validate(s.schema, doc); len(list) > 0 {
+	if list := validator.ValidateWithRules(s.schema, doc, nil); len(list) > 0 {
 		msgs := make([]string, len(list))
 		for i, e := range list {
 			msgs[i] = e.Message

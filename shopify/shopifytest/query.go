@@ -1,5 +1,7 @@
 package shopifytest
 
+//lint:file-ignore ST1005 error messages copy Shopify's own wording, capitals included
+
 import (
 	"encoding/base64"
 	"encoding/json"
