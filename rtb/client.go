@@ -229,7 +229,6 @@ type submitBody struct {
 	ImageCallbackURL                  string `json:"ImageCallbackURL"`
 }
 
-
 // SubmitImage adds an image to the processing queue and returns its ticket.
 // Every successful call is billed. When it fails with MaybeSubmitted(err) the
 // image may have been queued anyway.
