@@ -1,5 +1,5 @@
 // Package schema owns the Shopify Admin GraphQL schema the app is built against, embedded so that
-// the client's documents and the fake store can be validated without network or ../shared.
+// the client's documents and the fake store can be validated offline.
 package schema
 
 import (
