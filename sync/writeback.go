@@ -125,7 +125,8 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 			return errGone
 		}
 		if j.OriginalFileID == "" {
-			id, err := w.ensureFile(ctx, originalName(j.ID, extOf(j.OriginalFilename)), orig.URL, orig.Alt)
+			id, err := w.ensureFile(ctx, originalName(j.ID, extOf(j.OriginalFilename)), orig.Alt,
+				func() (string, error) { return orig.URL, nil })
 			if err != nil {
 				return err
 			}
@@ -213,9 +214,6 @@ func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, 
 	if err != nil {
 		return "", nil, nil, err
 	}
-	if err := w.waitReady(ctx, newID); err != nil {
-		return "", nil, nil, err
-	}
 	if product, err = w.c.Product(ctx, j.ProductID); err != nil {
 		return "", nil, nil, err
 	}
@@ -223,40 +221,33 @@ func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, 
 	return newID, product, orig, nil
 }
 
-// ensureMedia returns the processed image as a media of the product. It is
-// created as a file with a name unique to the job (fileCreate refuses a
-// second one), then attached: a retry, or another worker after a crash,
-// finds it by name instead of adding a copy.
+// ensureMedia returns the processed image as a READY media of the
+// product. It is created as a file with a name unique to the job
+// (fileCreate refuses a second one), then attached: a retry, or another
+// worker after a crash, finds it by name instead of adding a copy.
 func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt string) (string, error) {
 	j := w.l.job
 	id := j.ResultMediaID
 	if id == "" {
 		name := processedName(j.ID, w.img.Ext)
-		f, err := w.c.FindFile(ctx, name)
+		var err error
+		id, err = w.ensureFile(ctx, name, alt, func() (string, error) {
+			return w.c.StageUpload(ctx, name, mimeOf(w.img.Ext), w.img.Data)
+		})
 		if err != nil {
 			return "", err
-		}
-		if f != nil {
-			id = f.ID
-		} else {
-			src, err := w.c.StageUpload(ctx, name, mimeOf(w.img.Ext), w.img.Data)
-			if err != nil {
-				return "", err
-			}
-			if id, err = w.ensureFile(ctx, name, src, alt); err != nil {
-				return "", err
-			}
 		}
 		if err := w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
 			return "", err
 		}
 	}
-	if m, _ := findMedia(product, id); m != nil {
-		return id, nil
-	}
-	// Shopify attaches only READY files to products.
+	// Shopify attaches only READY files to products, and a media found
+	// attached after a crash may still be processing.
 	if err := w.waitReady(ctx, id); err != nil {
 		return "", err
+	}
+	if m, _ := findMedia(product, id); m != nil {
+		return id, nil
 	}
 	if err := w.c.AttachFile(ctx, id, j.ProductID); err != nil {
 		return "", err
@@ -265,14 +256,19 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 }
 
 // ensureFile returns the id of a file with a deterministic name, creating
-// it only when it does not exist yet.
-func (w *writer) ensureFile(ctx context.Context, name, source, alt string) (string, error) {
+// it from source() only when it does not exist yet (so nothing is uploaded
+// for a file that is already there).
+func (w *writer) ensureFile(ctx context.Context, name, alt string, source func() (string, error)) (string, error) {
 	if f, err := w.c.FindFile(ctx, name); err != nil {
 		return "", err
 	} else if f != nil {
 		return f.ID, nil
 	}
-	id, err := w.c.CreateFile(ctx, name, source, alt)
+	src, err := source()
+	if err != nil {
+		return "", err
+	}
+	id, err := w.c.CreateFile(ctx, name, src, alt)
 	if errors.Is(err, admin.ErrFileExists) {
 		f, ferr := w.c.FindFile(ctx, name)
 		if ferr != nil || f == nil {
