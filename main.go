@@ -151,7 +151,7 @@ func serve(ctx context.Context, getenv func(string) string, logw io.Writer, read
 	}
 	defer models.Close(db)
 
-	app, err := buildApp(ctx, cfg, db, log, opts...)
+	app, err := buildApp(cfg, db, log, opts...)
 	if err != nil {
 		return err
 	}
@@ -173,7 +173,7 @@ func serve(ctx context.Context, getenv func(string) string, logw io.Writer, read
 	case <-ctx.Done():
 	case err := <-httpErr:
 		if err != nil {
-			app.stop(context.Background(), log)
+			app.stop(context.Background())
 			return fmt.Errorf("http server: %w", err)
 		}
 	}
@@ -183,7 +183,7 @@ func serve(ctx context.Context, getenv func(string) string, logw io.Writer, read
 	if err := app.http.ShutdownWithContext(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("http shutdown", "err", err)
 	}
-	app.stop(sctx, log)
+	app.stop(sctx)
 	log.Info("stopped")
 	return nil
 }
@@ -198,12 +198,12 @@ func (a *application) start(ctx context.Context) { a.pipeline.Start(ctx) }
 
 // stop runs after HTTP intake stopped: cron first, then the workers, which
 // finish their current step or leave it to their lease.
-func (a *application) stop(ctx context.Context, log *slog.Logger) {
+func (a *application) stop(ctx context.Context) {
 	a.pipeline.StopCron(ctx)
 	a.pipeline.Stop(ctx)
 }
 
-func buildApp(ctx context.Context, cfg config.Config, db *gorm.DB, log *slog.Logger, opts ...web.BuildOption) (*application, error) {
+func buildApp(cfg config.Config, db *gorm.DB, log *slog.Logger, opts ...web.BuildOption) (*application, error) {
 	app, err := web.Build(cfg, db, log, nil, opts...)
 	if err != nil {
 		return nil, err

@@ -68,11 +68,29 @@ func enqueue(t *testing.T, p *Pipeline, shop *models.Shop, w shopify.ProductWebh
 	}
 }
 
+// testClock is a clock the test moves.
+type testClock struct{ t time.Time }
+
+func (c *testClock) Now() time.Time          { return c.t }
+func (c *testClock) Advance(d time.Duration) { c.t = c.t.Add(d) }
+
+// queuedJob is a test pipeline on a clock the test moves, with one shop
+// and one queued image job.
+func queuedJob(t *testing.T, db *gorm.DB) (*Pipeline, *testClock) {
+	t.Helper()
+	p := newTestPipeline(t, db)
+	clock := &testClock{t: time.Now()}
+	p.o.Now = clock.Now
+	shop := addShop(t, p, "a.myshopify.com", readySettings())
+	enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
+	return p, clock
+}
+
 func TestClaimIsFairAcrossShops(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		p := newTestPipeline(t, db)
-		clock := time.Now()
-		p.o.Now = func() time.Time { return clock }
+		clock := &testClock{t: time.Now()}
+		p.o.Now = clock.Now
 		big := addShop(t, p, "big.myshopify.com", readySettings())
 		small := addShop(t, p, "small.myshopify.com", readySettings())
 		// A large import: 300 products of 2 images each.
@@ -90,7 +108,7 @@ func TestClaimIsFairAcrossShops(t *testing.T) {
 			}
 		}
 		// An hour later (the import is slow), whatever the wall clock says.
-		clock = clock.Add(time.Hour)
+		clock.Advance(time.Hour)
 		enqueue(t, p, small, webhookOf("gid://shopify/Product/s1", image("gid://shopify/MediaImage/s1", 1)))
 		for n := 1; n <= 3; n++ {
 			l, err := p.claim(context.Background())
@@ -107,17 +125,13 @@ func TestClaimIsFairAcrossShops(t *testing.T) {
 
 func TestLeaseFencing(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-		p := newTestPipeline(t, db)
-		clock := time.Now()
-		p.o.Now = func() time.Time { return clock }
-		shop := addShop(t, p, "a.myshopify.com", readySettings())
-		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
+		p, clock := queuedJob(t, db)
 		first, _ := p.claim(context.Background())
 		if again, _ := p.claim(context.Background()); again != nil {
 			t.Fatal("a leased job was claimed twice")
 		}
 		// The first worker stalls past its lease; another takes the job.
-		clock = clock.Add(p.o.Lease + time.Second)
+		clock.Advance(p.o.Lease + time.Second)
 		second, _ := p.claim(context.Background())
 		if second == nil || second.job.ID != first.job.ID {
 			t.Fatal("an expired lease was not taken over")
@@ -213,17 +227,13 @@ func TestNothingRecordedForAShopThatIsNotSetUp(t *testing.T) {
 
 func TestRescueLeavesAnUnconfirmedSubmissionForTheMerchant(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-		p := newTestPipeline(t, db)
-		clock := time.Now()
-		p.o.Now = func() time.Time { return clock }
-		shop := addShop(t, p, "a.myshopify.com", readySettings())
-		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
+		p, clock := queuedJob(t, db)
 		l, _ := p.claim(context.Background())
 		// The worker marks the job submitting and dies before the answer.
-		if err := l.update(context.Background(), map[string]any{"state": models.JobSubmitting, "submit_started_at": clock, "run_at": nil}, "submitting"); err != nil {
+		if err := l.update(context.Background(), map[string]any{"state": models.JobSubmitting, "submit_started_at": clock.Now(), "run_at": nil}, "submitting"); err != nil {
 			t.Fatal(err)
 		}
-		clock = clock.Add(p.o.Lease + time.Minute)
+		clock.Advance(p.o.Lease + time.Minute)
 		if err := p.RescueLeases(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -351,15 +361,11 @@ func TestMoney(t *testing.T) {
 
 func TestRetryableFailuresBackOffThenFailWithAReason(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-		p := newTestPipeline(t, db)
-		clock := time.Now()
-		p.o.Now = func() time.Time { return clock }
+		p, clock := queuedJob(t, db)
 		p.o.MaxAttempts = 3
-		shop := addShop(t, p, "a.myshopify.com", readySettings())
-		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/1", 1)))
 		transient := &rtb.TransientError{Op: rtb.OpSubmit, Err: errors.New("connection refused")}
 		for attempt := 1; attempt <= 3; attempt++ {
-			clock = clock.Add(2 * time.Hour)
+			clock.Advance(2 * time.Hour)
 			l, err := p.claim(context.Background())
 			if err != nil || l == nil {
 				t.Fatalf("attempt %d: claim %v %v", attempt, l, err)
@@ -370,7 +376,7 @@ func TestRetryableFailuresBackOffThenFailWithAReason(t *testing.T) {
 			var j models.ImageJob
 			db.Take(&j, l.job.ID)
 			if attempt < 3 {
-				wantAt := clock.Add(backoff(attempt)).UnixMilli()
+				wantAt := clock.Now().Add(backoff(attempt)).UnixMilli()
 				if j.State != models.JobRetrying || j.RunAt == nil || *j.RunAt < wantAt-int64(float64(backoff(attempt).Milliseconds())*0.25) {
 					t.Fatalf("attempt %d: %s run_at %v", attempt, j.State, j.RunAt)
 				}

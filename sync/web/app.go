@@ -25,7 +25,6 @@ type App struct {
 	Pipeline *imgsync.Pipeline
 	Shopify  *shopify.App
 	Signer   *rtb.TokenSigner
-	Sealer   *models.Sealer
 }
 
 // CallbackKeys derives the callback-token keys from ENCRYPTION_KEYS, one per
@@ -100,5 +99,5 @@ func Build(cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.
 	})
 	api := &API{Pipeline: pipeline, DB: db, Sealer: sealer, RTB: rtbClient, Log: log}
 	api.Register(srv.Group("/api", shop.RequireSession()))
-	return &App{HTTP: srv, Pipeline: pipeline, Shopify: shop, Signer: signer, Sealer: sealer}, nil
+	return &App{HTTP: srv, Pipeline: pipeline, Shopify: shop, Signer: signer}, nil
 }
