@@ -136,6 +136,10 @@ func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*go
 	return db, nil
 }
 
+// shutdownBudget is how long serve's ordered shutdown may take after
+// SIGTERM; deployments give the process longer than this before SIGKILL.
+const shutdownBudget = 10 * time.Second
+
 // serve runs the app until ctx ends, then shuts down in order: stop taking
 // HTTP requests, stop cron, let workers finish or release their jobs, close
 // the database. ready, when not nil, receives the listening address.
@@ -178,7 +182,7 @@ func serve(ctx context.Context, getenv func(string) string, logw io.Writer, read
 		}
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
 	defer cancel()
 	if err := app.http.ShutdownWithContext(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		log.Warn("http shutdown", "err", err)
