@@ -19,7 +19,7 @@ const (
 	DefaultListenAddr  = ":8080"
 	DefaultDatabaseURL = "sqlite:rtbshopify.db"
 	DefaultScopes      = "read_products,write_products,write_files"
-	DefaultAPIVersion  = "2026-01"
+	DefaultAPIVersion  = "2026-10"
 	DefaultRTBBaseURL  = "http://api.removethebackground.com/REST.svc"
 	DefaultWorkers     = 4
 )
@@ -191,7 +191,7 @@ func (c Config) Validate(p Purpose) error {
 		add("ENCRYPTION_KEYS", "is required: KEYID:BASE64_32_BYTES, e.g. k1:$(openssl rand -base64 32)")
 	}
 	if !apiVersionPattern.MatchString(c.ShopifyAPIVersion) {
-		add("SHOPIFY_API_VERSION", fmt.Sprintf("%q is not a version like 2026-01", c.ShopifyAPIVersion))
+		add("SHOPIFY_API_VERSION", fmt.Sprintf("%q is not a version like 2026-10", c.ShopifyAPIVersion))
 	}
 	if len(c.ShopifyScopes) == 0 {
 		add("SHOPIFY_SCOPES", "must name at least one scope")

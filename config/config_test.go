@@ -29,7 +29,7 @@ func TestDefaults(t *testing.T) {
 	if err := c.Validate(ForServe); err != nil {
 		t.Fatal(err)
 	}
-	if c.ListenAddr != ":8080" || c.DatabaseURL != "sqlite:rtbshopify.db" || c.ShopifyAPIVersion != "2026-01" ||
+	if c.ListenAddr != ":8080" || c.DatabaseURL != "sqlite:rtbshopify.db" || c.ShopifyAPIVersion != "2026-10" ||
 		c.Workers != 4 || c.LogFormat != "json" || c.AllowPrivateDownloads ||
 		strings.Join(c.ShopifyScopes, ",") != "read_products,write_products,write_files" ||
 		c.RTBBaseURL != "http://api.removethebackground.com/REST.svc" ||

@@ -268,7 +268,7 @@ func testConfig(adminBase string) config.Config {
 		ShopifyAPISecret:         testSecret,
 		ShopifyAPISecretPrevious: oldSecret,
 		ShopifyScopes:            []string{"read_products", "write_products", "write_files"},
-		ShopifyAPIVersion:        "2026-01",
+		ShopifyAPIVersion:        "2026-10",
 		ShopifyAdminBaseURL:      adminBase,
 		EncryptionKeys:           []config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{7}, 32)}},
 	}
@@ -400,7 +400,7 @@ func (e *env) webhook(topic, shop, id string, body []byte, secret string, hdr ma
 	req.Header.Set("X-Shopify-Topic", topic)
 	req.Header.Set("X-Shopify-Shop-Domain", shop)
 	req.Header.Set("X-Shopify-Webhook-Id", id)
-	req.Header.Set("X-Shopify-Api-Version", "2026-01")
+	req.Header.Set("X-Shopify-Api-Version", "2026-10")
 	req.Header.Set("X-Shopify-Triggered-At", e.clock.Now().Format(time.RFC3339Nano))
 	req.Header.Set("X-Shopify-Hmac-Sha256", sign(body, secret))
 	for k, v := range hdr {

@@ -20,7 +20,7 @@ import (
 )
 
 // DefaultAPIVersion is the Admin API version pinned when Options.APIVersion is empty.
-const DefaultAPIVersion = "2026-01"
+const DefaultAPIVersion = "2026-10"
 
 // TokenSource yields the shop's current access token. It is asked before every attempt so a token
 // refreshed by another goroutine is picked up.

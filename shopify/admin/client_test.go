@@ -27,6 +27,18 @@ func setup(t *testing.T, opts shopifytest.Options) *fixture {
 	opts.APIKey, opts.APISecret = "key123", "secret456"
 	s := shopifytest.New(opts)
 	t.Cleanup(s.Close)
+	// Every request any test sent, variables included, used nothing deprecated and was answered
+	// by the version the client pins (not a fall-forward).
+	t.Cleanup(func() {
+		for _, r := range s.Requests() {
+			if len(r.Deprecated) > 0 {
+				t.Errorf("%s used what %s marks deprecated: %v", r.Operation, r.Version, r.Deprecated)
+			}
+			if r.Version != "" && r.Version != admin.DefaultAPIVersion {
+				t.Errorf("%s was answered by %s, want %s", r.Operation, r.Version, admin.DefaultAPIVersion)
+			}
+		}
+	})
 	s.AddShop(shop)
 	tok := s.IssueAccessToken(shop, 0)
 	return &fixture{store: s, token: tok, client: newClient(s, tok, nil)}

@@ -22,6 +22,7 @@ type obj struct {
 // resolvers read and write the shop directly and a request is atomic like a Shopify mutation.
 type exec struct {
 	s      *Store
+	schema *ast.Schema // of the version that answers the request
 	sh     *shopState
 	vars   map[string]any
 	actual float64 // actual query cost, accumulated while resolving
@@ -89,11 +90,11 @@ func (e *exec) applies(cond, typ string) bool {
 	if cond == "" || cond == typ {
 		return true
 	}
-	def := e.s.schema.Types[cond]
+	def := e.schema.Types[cond]
 	if def == nil {
 		return false
 	}
-	for _, p := range e.s.schema.GetPossibleTypes(def) {
+	for _, p := range e.schema.GetPossibleTypes(def) {
 		if p.Name == typ {
 			return true
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
@@ -30,6 +31,9 @@ func gqlErrors(msgs ...string) []map[string]any {
 func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 	rec := Request{Time: s.opts.Now(), Shop: r.Host, Path: r.URL.Path}
 	defer func() { s.record(rec) }()
+	served, sch := s.versions.serve(r.PathValue("version"))
+	rec.Version = served
+	setServedVersion(w, served)
 
 	s.mu.Lock()
 	sh, ok := s.shopFromHost(r)
@@ -42,6 +46,11 @@ func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 	if !s.validToken(sh, r.Header.Get("X-Shopify-Access-Token")) {
 		rec.Status = http.StatusUnauthorized
 		writeJSON(w, rec.Status, map[string]any{"errors": invalidTokenMessage})
+		return
+	}
+	if !s.ipAllowed(r) {
+		rec.Status = http.StatusForbidden
+		writeJSON(w, rec.Status, map[string]any{"errors": ipNotAllowedMessage})
 		return
 	}
 	raw, err := io.ReadAll(io.LimitReader(r.Body, 2<<20))
@@ -64,7 +73,7 @@ func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"errors": gqlErrors(perr.Error())})
 		return
 	}
-	if list := validator.ValidateWithRules(s.schema, doc, nil); len(list) > 0 {
+	if list := validator.ValidateWithRules(sch, doc, nil); len(list) > 0 {
 		msgs := make([]string, len(list))
 		for i, e := range list {
 			msgs[i] = e.Message
@@ -83,10 +92,15 @@ func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 			rec.Operation = f.Name
 		}
 	}
-	vars, verr := validator.VariableValues(s.schema, op, body.Variables)
+	vars, verr := validator.VariableValues(sch, op, body.Variables)
 	if verr != nil {
 		writeJSON(w, http.StatusOK, map[string]any{"errors": gqlErrors(verr.Error())})
 		return
+	}
+	// Since 2025-04 Shopify names the deprecated fields a request used, as "Type.field, …".
+	if dep := deprecatedIn(sch, doc, op, body.Variables); len(dep) > 0 {
+		rec.Deprecated = dep
+		w.Header().Set("X-Shopify-API-Deprecated-Reason", strings.Join(dep, ", "))
 	}
 	if op.Operation == ast.Subscription {
 		writeJSON(w, http.StatusOK, map[string]any{"errors": gqlErrors("shopifytest: subscriptions are not supported")})
@@ -129,7 +143,7 @@ func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 	}
 	sh.bucket.available -= requested
 
-	e := &exec{s: s, sh: sh, vars: vars}
+	e := &exec{s: s, schema: sch, sh: sh, vars: vars}
 	data, ferrs := e.operation(op)
 	actual := min(e.actual, requested)
 	rec.ActualCost = actual

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"sync"
@@ -34,17 +35,21 @@ type Options struct {
 	// spreads 8 retries over 4 h; tests want it quick).
 	WebhookRetries       int
 	WebhookRetryInterval time.Duration
-	WebhookAPIVersion    string // X-Shopify-API-Version of webhooks; default "2026-01"
+	WebhookAPIVersion    string // X-Shopify-API-Version of webhooks; default schema.Version
+	// Schemas are the Admin API versions the store serves, each with its schema; default every
+	// version embedded in shopify/schema. Each request is validated against the schema of the
+	// version in its URL path; any other version is answered as the oldest one (see serve).
+	Schemas map[string]*ast.Schema
 	// MaxImageBytes caps fetched sources (default 20 MB, Shopify's limit).
 	MaxImageBytes int64
 }
 
 // Store is the fake Shopify. All methods are safe for concurrent use.
 type Store struct {
-	opts   Options
-	srv    *httptest.Server
-	schema *ast.Schema
-	fetch  *http.Client
+	opts     Options
+	srv      *httptest.Server
+	versions apiVersions
+	fetch    *http.Client
 
 	mu       sync.Mutex
 	shops    map[string]*shopState
@@ -54,6 +59,7 @@ type Store struct {
 	requests []Request
 	faults   []int
 	latency  time.Duration
+	allowed  []netip.Prefix // the app's IP allowlist; nil → not enforced
 
 	done chan struct{} // closed by Close: stops background processing
 	bg   sync.WaitGroup
@@ -71,6 +77,8 @@ type Request struct {
 	ActualCost float64
 	Throttled  bool
 	Status     int
+	Version    string   // the Admin API version that answered ("" for OAuth)
+	Deprecated []string // what X-Shopify-API-Deprecated-Reason named
 }
 
 type shopState struct {
@@ -117,17 +125,17 @@ func New(opts Options) *Store {
 		opts.WebhookRetryInterval = 50 * time.Millisecond
 	}
 	if opts.WebhookAPIVersion == "" {
-		opts.WebhookAPIVersion = "2026-01"
+		opts.WebhookAPIVersion = schema.Version
 	}
 	if opts.MaxImageBytes <= 0 {
 		opts.MaxImageBytes = 20 << 20
 	}
-	sch, err := schema.Load()
+	versions, err := loadVersions(opts.Schemas)
 	if err != nil {
-		panic(fmt.Sprintf("shopifytest: %v", err)) // the schema is embedded: this is a build bug
+		panic(fmt.Sprintf("shopifytest: %v", err)) // the schemas are embedded: this is a build bug
 	}
 	s := &Store{
-		opts: opts, schema: sch,
+		opts: opts, versions: versions,
 		fetch:  &http.Client{Timeout: 10 * time.Second},
 		shops:  map[string]*shopState{},
 		byNum:  map[int]*shopState{},

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"rtbshopify/shopify/schema"
 )
 
 const testShop = "demo-shop.myshopify.com"
@@ -58,7 +60,7 @@ type gqlResult struct {
 func gql(t *testing.T, s *Store, token, doc string, vars map[string]any) gqlResult {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": doc, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/admin/api/2026-01/graphql.json", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, s.URL()+"/admin/api/"+schema.Version+"/graphql.json", bytes.NewReader(body))
 	req.Host = testShop
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Shopify-Access-Token", token)

@@ -79,7 +79,7 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 	}
 	appURL := "http://" + ln.Addr().String()
 	cfg := config.Config{
-		AppURL: appURL, ShopifyAPIKey: "test-key", ShopifyAPISecret: "test-secret", ShopifyAPIVersion: "2026-01",
+		AppURL: appURL, ShopifyAPIKey: "test-key", ShopifyAPISecret: "test-secret", ShopifyAPIVersion: "2026-10",
 		ShopifyScopes: []string{"read_products", "write_products", "write_files"}, ShopifyAdminBaseURL: store.URL(),
 		RTBBaseURL: fakeRTB.BaseURL(), RTBFilesBaseURL: fakeRTB.URL() + "/", AllowPrivateDownloads: true, Workers: 2,
 		EncryptionKeys: []config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{9}, 32)}},

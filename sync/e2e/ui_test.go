@@ -53,7 +53,7 @@ func newUIHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	cfg := config.Config{
-		AppURL: "http://" + ln.Addr().String(), ShopifyAPIKey: "test-key", ShopifyAPISecret: "test-secret", ShopifyAPIVersion: "2026-01",
+		AppURL: "http://" + ln.Addr().String(), ShopifyAPIKey: "test-key", ShopifyAPISecret: "test-secret", ShopifyAPIVersion: "2026-10",
 		ShopifyScopes: []string{"read_products", "write_products", "write_files"}, ShopifyAdminBaseURL: store.URL(),
 		RTBBaseURL: fakeRTB.BaseURL(), RTBFilesBaseURL: fakeRTB.URL() + "/", AllowPrivateDownloads: true, Workers: 2,
 		EncryptionKeys: []config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{9}, 32)}},

@@ -63,7 +63,7 @@ func newAPIEnv(t *testing.T, db *gorm.DB) *apiEnv {
 
 	cfg := config.Config{
 		AppURL: "http://127.0.0.1:8080", ShopifyAPIKey: apiKey, ShopifyAPISecret: apiSecret,
-		ShopifyScopes: []string{"read_products", "write_products", "write_files"}, ShopifyAPIVersion: "2026-01",
+		ShopifyScopes: []string{"read_products", "write_products", "write_files"}, ShopifyAPIVersion: "2026-10",
 		ShopifyAdminBaseURL: store.URL(),
 		EncryptionKeys:      []config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{9}, 32)}},
 	}
