@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +24,9 @@ import (
 
 	"rtbshopify/config"
 	"rtbshopify/models"
+	"rtbshopify/rtb"
+	"rtbshopify/shopify"
+	"rtbshopify/shopify/ui"
 	"rtbshopify/sync/demo"
 	"rtbshopify/sync/web"
 )
@@ -55,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, getenv, stderr, nil)
+		return serve(ctx, getenv, stderr, nil, nil)
 	case "migrate":
 		return migrate(ctx, getenv, stdout, stderr)
 	case "demo":
@@ -142,8 +147,10 @@ const shutdownBudget = 10 * time.Second
 
 // serve runs the app until ctx ends, then shuts down in order: stop taking
 // HTTP requests, stop cron, let workers finish or release their jobs, close
-// the database. ready, when not nil, receives the listening address.
-func serve(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string, opts ...web.BuildOption) error {
+// the database. ready, when not nil, receives the listening address;
+// devTokens, when not nil, serves development session tokens so the admin
+// page opens in a plain browser (the demo only).
+func serve(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string, devTokens func(shop string) string) error {
 	cfg, err := loadConfig(getenv, config.ForServe)
 	if err != nil {
 		return err
@@ -155,7 +162,7 @@ func serve(ctx context.Context, getenv func(string) string, logw io.Writer, read
 	}
 	defer models.Close(db)
 
-	app, err := buildApp(cfg, db, log, opts...)
+	app, err := buildApp(cfg, db, log, devTokens)
 	if err != nil {
 		return err
 	}
@@ -207,22 +214,54 @@ func (a *application) stop(ctx context.Context) {
 	a.pipeline.Stop(ctx)
 }
 
-func buildApp(cfg config.Config, db *gorm.DB, log *slog.Logger, opts ...web.BuildOption) (*application, error) {
-	app, err := web.Build(cfg, db, log, nil, opts...)
+// buildApp is the composition root: everything built from the
+// configuration, then connected by web.Build. devTokens, when not nil,
+// serves development session tokens (the demo only).
+func buildApp(cfg config.Config, db *gorm.DB, log *slog.Logger, devTokens func(shop string) string) (*application, error) {
+	sealer, err := models.NewSealer(cfg.EncryptionKeys)
+	if err != nil {
+		return nil, fmt.Errorf("ENCRYPTION_KEYS: %w", err)
+	}
+	signer, err := rtb.NewTokenSigner(callbackKeys(cfg.EncryptionKeys))
+	if err != nil {
+		return nil, fmt.Errorf("ENCRYPTION_KEYS: %w", err)
+	}
+	rtbClient, err := rtb.NewClient(cfg.RTBBaseURL, cfg.RTBFilesBaseURL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("RTB_BASE_URL: %w", err)
+	}
+	app, err := web.Build(web.Parts{
+		DB: db, Log: log, Sealer: sealer, Signer: signer, RTB: rtbClient,
+		Fetcher:  rtb.NewDownloader(cfg.AllowPrivateDownloads),
+		Shopify:  func(enq shopify.Enqueuer) *shopify.App { return shopify.New(cfg, db, sealer, enq, log) },
+		Pipeline: imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers},
+		Pages: func(srv *fiber.App, shop *shopify.App) {
+			ui.Register(srv, ui.Options{
+				APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret, cfg.ShopifyAPISecretPrevious},
+				Sessions: shop.Sessions(), Log: log, DevTokens: devTokens,
+			})
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &application{http: app.HTTP, pipeline: app.Pipeline}, nil
 }
 
+// callbackKeys derives the callback-token keys from ENCRYPTION_KEYS, one per
+// key id, so rotating the encryption keys rotates them too.
+func callbackKeys(keys []config.Key) []rtb.TokenKey {
+	out := make([]rtb.TokenKey, len(keys))
+	for i, k := range keys {
+		m := hmac.New(sha256.New, k.Secret)
+		m.Write([]byte("rtbshopify callback token key"))
+		out[i] = rtb.TokenKey{ID: k.ID, Secret: m.Sum(nil)}
+	}
+	return out
+}
+
 // runDemo hands the demo the real serve, so it runs the app exactly as
 // production does, only against in-process fakes.
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return demo.Run(ctx, demo.Options{Args: args, Stdout: stdout, Stderr: stderr, Getenv: getenv, Serve: demoServe})
-}
-
-// demoServe is serve with the demo's development session tokens, so the
-// admin page opens in a plain browser.
-func demoServe(ctx context.Context, getenv func(string) string, logw io.Writer, ready chan<- string, devTokens func(string) string) error {
-	return serve(ctx, getenv, logw, ready, web.WithDevTokens(devTokens))
+	return demo.Run(ctx, demo.Options{Args: args, Stdout: stdout, Stderr: stderr, Getenv: getenv, Serve: serve})
 }

@@ -87,7 +87,7 @@ func TestDemoTimeout(t *testing.T) {
 	var stdout bytes.Buffer
 	err := demo.Run(context.Background(), demo.Options{
 		Args:   []string{"--products", "1", "--out", t.TempDir()},
-		Stdout: &stdout, Serve: demoServe,
+		Stdout: &stdout, Serve: serve,
 		Timeout: 1500 * time.Millisecond, // an image spends ~1.3 s at RTB alone
 	})
 	if err == nil {

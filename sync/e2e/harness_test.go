@@ -20,11 +20,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gofiber/fiber/v2"
 	"gorm.io/gorm"
 
 	"rtbshopify/config"
 	"rtbshopify/models"
+	"rtbshopify/rtb"
 	"rtbshopify/rtb/rtbtest"
+	"rtbshopify/shopify"
 	"rtbshopify/shopify/shopifytest"
 	imgsync "rtbshopify/sync"
 	"rtbshopify/sync/web"
@@ -88,7 +91,7 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 	if os.Getenv("E2E_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	app, err := web.Build(cfg, db, log, func(o *imgsync.Options) {
+	app := buildApp(t, cfg, db, log, func(o *imgsync.Options) {
 		o.Idle = 20 * time.Millisecond
 		o.MediaRecheck = 50 * time.Millisecond
 		o.Lease = 10 * time.Second
@@ -96,10 +99,7 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 		if ho.tune != nil {
 			ho.tune(o)
 		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, nil)
 	go app.HTTP.Listener(ln)
 	t.Cleanup(func() { app.HTTP.Shutdown() })
 	h := &harness{t: t, db: db, store: store, rtb: fakeRTB, app: app, url: appURL, cfg: cfg, log: log}
@@ -125,6 +125,39 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 		h.start()
 	}
 	return h
+}
+
+// buildApp connects the app's parts as the composition root in main.go
+// does, from a test's configuration; tune adjusts the pipeline's options,
+// pages, when set, mounts the admin UI.
+func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.Options), pages func(*fiber.App, *shopify.App)) *web.App {
+	t.Helper()
+	sealer, err := models.NewSealer(cfg.EncryptionKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := rtb.NewTokenSigner([]rtb.TokenKey{{ID: "k1", Secret: bytes.Repeat([]byte{7}, 32)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtbClient, err := rtb.NewClient(cfg.RTBBaseURL, cfg.RTBFilesBaseURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers}
+	if tune != nil {
+		tune(&opts)
+	}
+	app, err := web.Build(web.Parts{
+		DB: db, Log: log, Sealer: sealer, Signer: signer, RTB: rtbClient,
+		Fetcher:  rtb.NewDownloader(cfg.AllowPrivateDownloads),
+		Shopify:  func(enq shopify.Enqueuer) *shopify.App { return shopify.New(cfg, db, sealer, enq, log) },
+		Pipeline: opts, Pages: pages,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
 }
 
 func (h *harness) start() {

@@ -12,7 +12,6 @@ import (
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
 	imgsync "rtbshopify/sync"
-	"rtbshopify/sync/web"
 )
 
 func TestRevertRestoresTheOriginalExactly(t *testing.T) {
@@ -83,14 +82,11 @@ func TestWorkerStoppedMidWriteBackIsFinishedByAnotherWithoutDuplicates(t *testin
 		h.app.Pipeline.Stop(ctx)
 
 		// Another replica takes over once the leases expire.
-		second, err := web.Build(h.cfg, db, h.log, func(o *imgsync.Options) {
+		second := buildApp(t, h.cfg, db, h.log, func(o *imgsync.Options) {
 			o.Idle = 20 * time.Millisecond
 			o.Lease = time.Second
 			o.Schedule.Disabled = true
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		}, nil)
 		sctx, scancel := context.WithCancel(context.Background())
 		second.Pipeline.Start(sctx)
 		t.Cleanup(func() { second.Pipeline.Stop(context.Background()); scancel() })

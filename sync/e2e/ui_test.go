@@ -21,14 +21,16 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gofiber/fiber/v2"
+
 	"rtbshopify/config"
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
 	"rtbshopify/rtb/rtbtest"
+	"rtbshopify/shopify"
 	"rtbshopify/shopify/shopifytest"
 	"rtbshopify/shopify/ui"
 	imgsync "rtbshopify/sync"
-	"rtbshopify/sync/web"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -59,15 +61,16 @@ func newUIHarness(t *testing.T) *harness {
 		EncryptionKeys: []config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{9}, 32)}},
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	app, err := web.Build(cfg, db, log, func(o *imgsync.Options) {
+	app := buildApp(t, cfg, db, log, func(o *imgsync.Options) {
 		o.Idle = 20 * time.Millisecond
 		o.MediaRecheck = 50 * time.Millisecond
 		o.Schedule.Disabled = true
+	}, func(srv *fiber.App, shop *shopify.App) {
+		ui.Register(srv, ui.Options{
+			APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret}, Sessions: shop.Sessions(), Log: log,
+			DevTokens: func(shop string) string { return store.SessionToken(shop, time.Minute) },
+		})
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ui.RegisterDevTokens(app.HTTP, func(shop string) string { return store.SessionToken(shop, time.Minute) })
 	go app.HTTP.Listener(ln)
 	t.Cleanup(func() { app.HTTP.Shutdown() })
 	h := &harness{t: t, db: db, store: store, rtb: fakeRTB, app: app, url: cfg.AppURL, cfg: cfg, log: log}
