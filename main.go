@@ -43,12 +43,14 @@ func main() {
 	}
 }
 
-const usage = `usage: rtbshopify [serve|migrate|demo|version]
+const usage = `usage: rtbshopify [serve|migrate|demo|version|rotate-keys [--check]]
 
-  serve     run the app: HTTP server, pipeline workers and cron (default)
-  migrate   apply pending database migrations and exit
-  demo      run the whole pipeline locally against in-process fakes
-  version   print the version
+  serve        run the app: HTTP server, pipeline workers and cron (default)
+  migrate      apply pending database migrations and exit
+  demo         run the whole pipeline locally against in-process fakes
+  version      print the version
+  rotate-keys  re-seal every stored secret under the first key of ENCRYPTION_KEYS;
+               --check only reports what is still sealed with another key (exit 1 if any)
 `
 
 // run is the whole program; tests call it with their own arguments,
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, getenv, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args, getenv, stdout, stderr)
+	case "rotate-keys":
+		return rotateKeys(ctx, args, getenv, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "rtbshopify", version)
 		return nil

@@ -103,8 +103,9 @@ func LoadSettings(ctx context.Context, db *gorm.DB, sealer *models.Sealer, shop 
 }
 
 // keyAD binds a sealed key to its shop and its role, so neither can be
-// swapped for another row's value.
-func keyAD(domain, role string) string { return domain + "|rtb-" + role }
+// swapped for another row's value (models owns the format: rotate-keys
+// re-seals these values too).
+func keyAD(domain, role string) string { return models.RTBKeyAD(domain, role) }
 
 // SaveSettings seals the keys and writes the settings row.
 func SaveSettings(ctx context.Context, db *gorm.DB, sealer *models.Sealer, shop *models.Shop, s Settings) error {
