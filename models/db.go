@@ -17,6 +17,8 @@ import (
 	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"rtbshopify/models/text"
 )
 
 // Dialect names the kind of database behind a *gorm.DB.
@@ -172,19 +174,12 @@ func (l *gormLogger) Trace(ctx context.Context, begin time.Time, fc func() (stri
 	if err == nil || errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, gorm.ErrDuplicatedKey) || errors.Is(err, context.Canceled) {
 		if d := time.Since(begin); d > 500*time.Millisecond {
 			sql, rows := fc()
-			l.log.WarnContext(ctx, "slow query", "ms", d.Milliseconds(), "rows", rows, "sql", truncate(sql, 300))
+			l.log.WarnContext(ctx, "slow query", "ms", d.Milliseconds(), "rows", rows, "sql", text.Truncate(sql, 300))
 		}
 		return
 	}
 	sql, _ := fc()
-	l.log.ErrorContext(ctx, "query failed", "err", err, "sql", truncate(sql, 300))
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
+	l.log.ErrorContext(ctx, "query failed", "err", err, "sql", text.Truncate(sql, 300))
 }
 
 // Close closes the pool behind db.

@@ -17,6 +17,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"rtbshopify/models/text"
 )
 
 // The vendor's webhook carries no authentication of its own, so each job's
@@ -336,7 +338,7 @@ func (h *CallbackHandler) Handle(ctx context.Context, token, contentType string,
 	}
 	cb, err := ParseCallback(contentType, body)
 	if err != nil {
-		log.WarnContext(ctx, "rtb callback unparsable", "content_type", truncate(contentType, 100), "err", err)
+		log.WarnContext(ctx, "rtb callback unparsable", "content_type", text.Truncate(contentType, 100), "err", err)
 		return http.StatusBadRequest
 	}
 	outcome, err := h.Store.RecordCallback(ctx, jobID, cb)

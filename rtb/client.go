@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"rtbshopify/models/text"
 )
 
 // Image production statuses as documented. Any other STATUSID means the image
@@ -284,7 +286,7 @@ func (c *Client) Status(ctx context.Context, cred Credentials, ticket string) (*
 	}
 	ticket = strings.TrimSpace(ticket)
 	if ticket == "" || ticket == "." || ticket == ".." || len(ticket) > 128 {
-		return nil, fmt.Errorf("rtb status: invalid ticket %q", truncate(ticket, 40))
+		return nil, fmt.Errorf("rtb status: invalid ticket %q", text.Truncate(ticket, 40))
 	}
 	u := c.endpoint("/Image/Status/"+url.PathEscape(ticket)+"/", cred)
 	root, err := c.do(ctx, OpStatus, http.MethodGet, u, nil, cred)
@@ -298,7 +300,7 @@ func (c *Client) Status(ctx context.Context, cred Credentials, ticket string) (*
 	if st.Ticket == "" {
 		st.Ticket = ticket
 	} else if !strings.EqualFold(st.Ticket, ticket) {
-		return nil, fmt.Errorf("rtb status: answer is about ticket %q, asked for %q", truncate(st.Ticket, 40), ticket)
+		return nil, fmt.Errorf("rtb status: answer is about ticket %q, asked for %q", text.Truncate(st.Ticket, 40), ticket)
 	}
 	if st.FinalImageURL != "" {
 		ref, err := url.Parse(st.FinalImageURL)
@@ -418,5 +420,5 @@ func scrub(s string, cred Credentials) string {
 func snippet(b []byte) string {
 	s := strings.Join(strings.Fields(string(b)), " ")
 	s = strings.ToValidUTF8(s, "?")
-	return truncate(s, maxErrorBody)
+	return text.Truncate(s, maxErrorBody)
 }

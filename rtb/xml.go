@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"rtbshopify/models/text"
 )
 
 // The vendor's answers are small XML documents whose element names come in
@@ -227,7 +229,7 @@ func decodeStatus(root *xmlNode) (*ImageStatus, error) {
 	}
 	id, err := strconv.Atoi(raw)
 	if err != nil {
-		return nil, fmt.Errorf("status answer with STATUSID %q: not a number", truncate(raw, 32))
+		return nil, fmt.Errorf("status answer with STATUSID %q: not a number", text.Truncate(raw, 32))
 	}
 	return &ImageStatus{
 		Ticket:        st.childText("imageticket"),
@@ -235,15 +237,4 @@ func decodeStatus(root *xmlNode) (*ImageStatus, error) {
 		StatusName:    st.childText("statusname"),
 		FinalImageURL: st.childText("finalimageurl"),
 	}, nil
-}
-
-// truncate shortens s for inclusion in an error message.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

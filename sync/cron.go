@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"rtbshopify/models"
+	"rtbshopify/models/text"
 )
 
 // Schedule sets how often each cron job runs (cron specs, e.g. "@every 5m").
@@ -120,7 +121,7 @@ func (p *Pipeline) RunOnce(ctx context.Context, job CronJob, sched cron.Schedule
 	err := job.Run(ctx)
 	fields := map[string]any{"finished_at": p.now()}
 	if err != nil {
-		fields["error"] = truncate(err.Error(), 2000)
+		fields["error"] = text.Truncate(err.Error(), 2000)
 	}
 	p.o.DB.WithContext(context.WithoutCancel(ctx)).Model(&models.CronRun{}).Where("id = ?", run.ID).Updates(fields)
 	return true, err

@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm"
 
 	"rtbshopify/models"
+	"rtbshopify/models/text"
 	"rtbshopify/shopify"
 )
 
@@ -135,7 +136,7 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, 
 func (p *Pipeline) newJob(tx *gorm.DB, shop *models.Shop, s Settings, c Candidate, reason string) (*models.ImageJob, error) {
 	now := p.now()
 	job := &models.ImageJob{
-		ShopID: shop.ID, ProductID: c.ProductID, ProductTitle: truncate(c.ProductTitle, 500), MediaID: c.MediaID,
+		ShopID: shop.ID, ProductID: c.ProductID, ProductTitle: text.Truncate(c.ProductTitle, 500), MediaID: c.MediaID,
 		OriginalURL: c.URL, OriginalAlt: c.Alt, OriginalPosition: c.Position, OriginalFilename: fileName(c.URL),
 		VariantIDs: variantJSON(c.VariantIDs), WriteMode: s.WriteMode, TemplateID: s.TemplateID,
 		State: models.JobQueued, CreatedAt: now, UpdatedAt: now,

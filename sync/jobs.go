@@ -11,6 +11,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"rtbshopify/models"
+	"rtbshopify/models/text"
 )
 
 // ErrLeaseLost means another worker owns the job now; the caller must stop
@@ -69,7 +70,7 @@ func (l *lease) release(ctx context.Context, fields map[string]any, runAt *int64
 
 // event appends one line to the job's audit trail.
 func (p *Pipeline) event(tx *gorm.DB, job *models.ImageJob, from, to, msg string) error {
-	ev := models.JobEvent{JobID: job.ID, ShopID: job.ShopID, FromState: from, ToState: to, Message: truncate(msg, 2000), CreatedAt: p.now()}
+	ev := models.JobEvent{JobID: job.ID, ShopID: job.ShopID, FromState: from, ToState: to, Message: text.Truncate(msg, 2000), CreatedAt: p.now()}
 	if err := tx.Create(&ev).Error; err != nil {
 		return fmt.Errorf("record event of job %d: %w", job.ID, err)
 	}
@@ -168,13 +169,6 @@ func asTimePtr(v any) *time.Time {
 		return t
 	}
 	return nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 // lockShop takes the shop's row lock inside tx (MySQL); on SQLite the

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"rtbshopify/models"
+	"rtbshopify/models/text"
 	"rtbshopify/rtb"
 	"rtbshopify/shopify/admin"
 )
@@ -81,7 +82,7 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 		return p.fail(ctx, l, errNotReadyYet, "Shopify has not published the image yet.")
 	}
 	snapshot := map[string]any{"original_url": m.URL, "original_alt": m.Alt, "original_position": m.Position,
-		"original_filename": fileName(m.URL), "variant_ids": variantJSON(variants), "product_title": truncate(product.Title, 500)}
+		"original_filename": fileName(m.URL), "variant_ids": variantJSON(variants), "product_title": text.Truncate(product.Title, 500)}
 
 	// Reserve the price against the month's budget under the shop's lock,
 	// so concurrent workers cannot overspend.
