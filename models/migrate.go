@@ -69,7 +69,8 @@ const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
   applied_at DATETIME(6) NOT NULL
 )`
 
-// statements fills in the dialect's pieces and splits a migration into
+// statements fills in the dialect's pieces, drops the statements marked
+// for the other dialect, and splits a migration into
 // statements (MySQL runs one statement per Exec).
 func statements(m Migration, d Dialect) []string {
 	id, engine := "INTEGER PRIMARY KEY AUTOINCREMENT", ""
@@ -86,6 +87,14 @@ func statements(m Migration, d Dialect) []string {
 		}
 		if st := strings.TrimSpace(strings.Join(lines, "\n")); st != "" {
 			st = strings.TrimSuffix(st, ";")
+			// {{MYSQL}} marks a statement only MySQL needs (SQLite does
+			// not enforce what it changes, or cannot alter it in place).
+			if rest, ok := strings.CutPrefix(st, "{{MYSQL}}"); ok {
+				if d != MySQL {
+					continue
+				}
+				st = strings.TrimSpace(rest)
+			}
 			st = strings.ReplaceAll(st, "{{ID}}", id)
 			st = strings.ReplaceAll(st, "{{ENGINE}}", engine)
 			if d == SQLite {
