@@ -111,6 +111,18 @@ type ImageJob struct {
 	UpdatedAt        time.Time
 }
 
+// JobCharge is the charge of a submission whose answer was lost, kept when
+// the merchant resubmitted the job: it may have been billed, so the month's
+// budget counts it beside the job's own Price.
+type JobCharge struct {
+	ID        uint64 `gorm:"primaryKey"`
+	ShopID    uint64
+	JobID     uint64
+	Month     string
+	Price     string
+	CreatedAt time.Time
+}
+
 // JobEvent is one line of a job's append-only audit trail.
 type JobEvent struct {
 	ID        uint64 `gorm:"primaryKey"`

@@ -306,5 +306,8 @@ func (p *Pipeline) CancelShopJobs(ctx context.Context, tx *gorm.DB, shopID uint6
 // RedactShop deletes the pipeline's own rows of a shop beyond the tables
 // the webhook receiver clears (shop/redact). It implements shopify.ShopRedactor.
 func (p *Pipeline) RedactShop(ctx context.Context, tx *gorm.DB, shopID uint64) error {
+	if err := tx.WithContext(ctx).Where("shop_id = ?", shopID).Delete(&models.JobCharge{}).Error; err != nil {
+		return err
+	}
 	return tx.WithContext(ctx).Where("shop_id = ?", shopID).Delete(&models.ProductLock{}).Error
 }

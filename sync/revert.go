@@ -50,6 +50,14 @@ func (p *Pipeline) Retry(ctx context.Context, shopID, jobID uint64) (*models.Ima
 			if j.SubmitStartedAt != nil {
 				msg = "resubmit requested by the merchant after an unconfirmed submission"
 			}
+			// The unconfirmed submission may have been billed: its charge
+			// stays in the month's budget beside the resubmission's.
+			if j.SubmitMonth != nil && j.Price != "" {
+				charge := models.JobCharge{ShopID: j.ShopID, JobID: j.ID, Month: *j.SubmitMonth, Price: j.Price, CreatedAt: p.now()}
+				if err := tx.Create(&charge).Error; err != nil {
+					return fmt.Errorf("keep the charge of job %d: %w", j.ID, err)
+				}
+			}
 		}
 		_, err := p.transition(ctx, tx, j, []string{j.State}, fields, msg)
 		return err

@@ -163,13 +163,18 @@ func (p *Pipeline) MonthSpend(ctx context.Context, shopID uint64) (string, error
 	return formatMoney(v), nil
 }
 
-// monthSpend adds up the prices of the shop's submissions in a month, in
+// monthSpend adds up the prices of the shop's submissions in a month, and
+// the kept charges of unconfirmed ones that were resubmitted, in
 // ten-thousandths.
 func monthSpend(ctx context.Context, tx *gorm.DB, shopID uint64, month string) (int64, error) {
-	var prices []string
+	var prices, kept []string
 	if err := tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND submit_month = ?", shopID, month).Pluck("price", &prices).Error; err != nil {
 		return 0, err
 	}
+	if err := tx.WithContext(ctx).Model(&models.JobCharge{}).Where("shop_id = ? AND month = ?", shopID, month).Pluck("price", &kept).Error; err != nil {
+		return 0, err
+	}
+	prices = append(prices, kept...)
 	var total int64
 	for _, s := range prices {
 		v, _ := parseMoney(s)

@@ -206,6 +206,9 @@ func TestUnconfirmedSubmissionWaitsForTheMerchant(t *testing.T) {
 		if n := h.rtb.Submissions()[rtbEmail]; n != 2 {
 			t.Fatalf("billed %d times, want 2 (one explicit resubmission)", n)
 		}
+		if spent, err := h.app.Pipeline.MonthSpend(context.Background(), jobs[0].ShopID); err != nil || spent != "1.90" {
+			t.Fatalf("the budget counts %s (err %v) for two billed submissions, want 1.90", spent, err)
+		}
 	})
 }
 
@@ -219,11 +222,12 @@ func TestShopRedactDeletesEverythingOfTheShop(t *testing.T) {
 		var shop models.Shop
 		db.Take(&shop)
 		db.Create(&models.ProductLock{ShopID: shop.ID, ProductID: rec.ID, Owner: "x", UntilMs: 1})
+		db.Create(&models.JobCharge{ShopID: shop.ID, JobID: 1, Month: "2026-01", Price: "0.95", CreatedAt: time.Now()})
 		resp, err := h.store.SendWebhook(context.Background(), h.url+"/webhooks", shopDomain, "shop/redact", map[string]any{"shop_domain": shopDomain})
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("shop/redact: %v %v", resp, err)
 		}
-		for _, table := range []string{"shops", "shop_settings", "image_jobs", "job_events", "product_locks", "backfills"} {
+		for _, table := range []string{"shops", "shop_settings", "image_jobs", "job_events", "job_charges", "product_locks", "backfills"} {
 			var n int64
 			db.Table(table).Count(&n)
 			if n != 0 {
