@@ -169,6 +169,9 @@ func (p *Pipeline) fail(ctx context.Context, l *lease, err error, merchantMsg st
 	if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
 		return err
 	}
+	if errors.Is(err, admin.ErrIPNotAllowed) {
+		return p.waitForAllowlist(ctx, l, err)
+	}
 	attempts := l.job.Attempts + 1
 	if retryable(err) && attempts < p.o.MaxAttempts {
 		next := p.now().Add(backoff(attempts))

@@ -45,6 +45,7 @@ type Options struct {
 	HTTPClient *http.Client // nil → a client with a 30 s timeout
 	Logger     *slog.Logger // nil → discard
 	Budget     *Budget      // shared by every Client of the shop; nil → a private one
+	Monitor    *Monitor     // shared by every Client of the process; nil → a private one
 	// MaxAttempts bounds tries per call (default 6); BaseDelay is the first backoff step
 	// (default 500 ms) and PollInterval the first media/job poll step (default 250 ms).
 	MaxAttempts  int
@@ -59,6 +60,7 @@ type Client struct {
 	hc       *http.Client
 	log      *slog.Logger
 	budget   *Budget
+	monitor  *Monitor
 
 	calls, throttled, retries, httpErrors atomic.Int64
 	waitedNanos                           atomic.Int64
@@ -97,6 +99,7 @@ func New(opts Options) *Client {
 		hc:       opts.HTTPClient,
 		log:      opts.Logger,
 		budget:   opts.Budget,
+		monitor:  opts.Monitor,
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 30 * time.Second}
@@ -106,6 +109,9 @@ func New(opts Options) *Client {
 	}
 	if c.budget == nil {
 		c.budget = NewBudget()
+	}
+	if c.monitor == nil {
+		c.monitor = NewMonitor(c.log)
 	}
 	return c
 }
@@ -230,12 +236,16 @@ func (c *Client) attempt(ctx context.Context, op, doc string, vars map[string]an
 	if err != nil {
 		return 0, &TransportError{Operation: op, Err: err}
 	}
+	c.observe(ctx, op, resp.Header)
 	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"))
 	if resp.StatusCode != http.StatusOK {
 		c.httpErrors.Add(1)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			c.throttled.Add(1)
 			return retryAfter, &ThrottledError{Operation: op, RetryAfter: retryAfter, HTTP429: true}
+		}
+		if resp.StatusCode == http.StatusForbidden {
+			c.monitor.noteForbidden(ctx, c.opts.Shop, op)
 		}
 		return retryAfter, &HTTPError{Operation: op, Status: resp.StatusCode, Body: excerpt(raw, token), RetryAfter: retryAfter}
 	}
@@ -269,6 +279,18 @@ func (c *Client) attempt(ctx context.Context, op, doc string, vars map[string]an
 		}
 	}
 	return 0, nil
+}
+
+// observe reports what Shopify says about the call besides its answer: deprecated use it names
+// (since 2025-04 as "Type.field, …") and the version that really answered, which differs from the
+// pinned one once that version is past its end of support.
+func (c *Client) observe(ctx context.Context, op string, h http.Header) {
+	if reason := h.Get("X-Shopify-API-Deprecated-Reason"); reason != "" {
+		c.monitor.noteDeprecated(ctx, c.opts.Shop, op, reason)
+	}
+	if served := h.Get("X-Shopify-API-Version"); served != "" && served != c.opts.APIVersion {
+		c.monitor.noteServedBy(ctx, op, c.opts.APIVersion, served)
+	}
 }
 
 func decodeErrors(raw json.RawMessage) []gqlErrorEntry {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 )
@@ -122,6 +123,17 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("shopify graphql %s: HTTP %d: %s", e.Operation, e.Status, e.Body)
+}
+
+// ErrIPNotAllowed matches an HTTP 403 from the Admin API. Shopify answers 403 when the app's IP
+// allowlist (required for every public app since 2026-11-20) does not cover the calling server, or
+// when it cannot confirm the caller's address; missing access scopes come back as 200 with
+// ACCESS_DENIED instead. Retrying cannot help: the operator must change the allowlist.
+var ErrIPNotAllowed = errors.New("shopify: the Admin API refused this server's IP address (HTTP 403, IP allowlist)")
+
+// Is lets errors.Is(err, ErrIPNotAllowed) recognise a 403.
+func (e *HTTPError) Is(target error) bool {
+	return target == ErrIPNotAllowed && e.Status == http.StatusForbidden
 }
 
 // IsRetryable reports whether err is worth another attempt later: 5xx, throttling or a network

@@ -43,6 +43,15 @@ type jobJSON struct {
 	CanRevert       bool   `json:"canRevert"`
 }
 
+// notice is a condition the dashboard shows as a banner above the jobs, whatever page or filter
+// is on screen: jobs is how many of the shop's jobs it holds up. "notices" is left out of the
+// answer when there are none.
+type notice struct {
+	Code    string `json:"code"`
+	Jobs    int64  `json:"jobs"`
+	Message string `json:"message"`
+}
+
 func jobView(j *models.ImageJob) jobJSON {
 	ticket := ""
 	if j.Ticket != nil {
@@ -97,7 +106,15 @@ func (a *API) listJobs(c *fiber.Ctx) error {
 	for i := range jobs {
 		out[i] = jobView(&jobs[i])
 	}
-	return send(c, fiber.StatusOK, fiber.Map{"jobs": out, "nextCursor": next})
+	blocked, err := a.Pipeline.AllowlistBlocked(c.UserContext(), shop.ID)
+	if err != nil {
+		return err
+	}
+	resp := fiber.Map{"jobs": out, "nextCursor": next}
+	if blocked > 0 {
+		resp["notices"] = []notice{{Code: "ip_allowlist", Jobs: blocked, Message: imgsync.AllowlistMessage}}
+	}
+	return send(c, fiber.StatusOK, resp)
 }
 
 // jobID reads :id; an id that cannot exist is simply not found.

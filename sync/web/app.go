@@ -49,6 +49,7 @@ func Build(p Parts) (*App, error) {
 		return nil, fmt.Errorf("build app: database, sealer, signer, Remove The Background client and Shopify are required")
 	}
 	budgets := &admin.Budgets{}
+	monitor := admin.NewMonitor(p.Log)
 	var shop *shopify.App
 	opts := p.Pipeline
 	opts.DB, opts.Sealer, opts.RTB, opts.Signer, opts.Log = p.DB, p.Sealer, p.RTB, p.Signer, p.Log
@@ -58,13 +59,16 @@ func Build(p Parts) (*App, error) {
 	opts.Admin = func(domain string) *admin.Client {
 		o := shop.AdminOptions(domain)
 		o.Budget = budgets.For(domain)
+		o.Monitor = monitor
 		return admin.New(o)
 	}
 	pipeline := imgsync.New(opts)
 	shop = p.Shopify(pipeline)
 	pipeline.SetTokens(shop.Tokens())
 
-	srv := NewServer(ServerOptions{DB: p.DB, Log: p.Log, Registry: NewRegistry(p.DB, p.Log)})
+	reg := NewRegistry(p.DB, p.Log)
+	RegisterAdminMetrics(reg, monitor)
+	srv := NewServer(ServerOptions{DB: p.DB, Log: p.Log, Registry: reg})
 	shop.Register(srv)
 	if p.Pages != nil {
 		p.Pages(srv, shop)

@@ -14,6 +14,7 @@ import (
 	"gorm.io/gorm"
 
 	"rtbshopify/models"
+	"rtbshopify/shopify/admin"
 )
 
 type httpMetrics struct {
@@ -88,4 +89,29 @@ func metricsHandler(reg *prometheus.Registry) fiber.Handler {
 		h(c.Context())
 		return nil
 	}
+}
+
+// RegisterAdminMetrics exports what the Admin API client's Monitor saw: answers naming deprecated
+// use, by operation, and calls refused by Shopify's IP allowlist.
+func RegisterAdminMetrics(reg *prometheus.Registry, mon *admin.Monitor) {
+	reg.MustRegister(&adminCollector{mon: mon,
+		deprecated: prometheus.NewDesc("rtbshopify_shopify_deprecated_answers_total",
+			"Admin API answers whose X-Shopify-API-Deprecated-Reason named deprecated use, by operation.", []string{"operation"}, nil),
+		forbidden: prometheus.NewDesc("rtbshopify_shopify_ip_allowlist_refusals_total",
+			"Admin API calls Shopify refused with HTTP 403 (the app's IP allowlist does not cover this server).", nil, nil),
+	})
+}
+
+type adminCollector struct {
+	mon                   *admin.Monitor
+	deprecated, forbidden *prometheus.Desc
+}
+
+func (a *adminCollector) Describe(ch chan<- *prometheus.Desc) { ch <- a.deprecated; ch <- a.forbidden }
+
+func (a *adminCollector) Collect(ch chan<- prometheus.Metric) {
+	for op, n := range a.mon.Deprecations() {
+		ch <- prometheus.MustNewConstMetric(a.deprecated, prometheus.CounterValue, float64(n), op)
+	}
+	ch <- prometheus.MustNewConstMetric(a.forbidden, prometheus.CounterValue, float64(a.mon.IPAllowlistRefusals()))
 }
