@@ -134,14 +134,20 @@ type JobEvent struct {
 	CreatedAt time.Time
 }
 
-// WebhookDelivery records a Shopify webhook by its delivery id so a retry
-// of the same delivery is recognised.
+// WebhookDelivery is a Shopify webhook in the inbox, recorded by its
+// delivery id so a retry of the same delivery is recognised. PendingAt
+// (unix ms) is when its fan-out is next due; nil once it is done, when
+// the body is dropped.
 type WebhookDelivery struct {
-	ID         uint64 `gorm:"primaryKey"`
-	WebhookID  string
-	Topic      string
-	ShopDomain string
-	ReceivedAt time.Time
+	ID          uint64 `gorm:"primaryKey"`
+	WebhookID   string
+	Topic       string
+	ShopDomain  string
+	ReceivedAt  time.Time
+	TriggeredAt *time.Time
+	Body        []byte
+	PendingAt   *int64
+	Attempts    int
 }
 
 // CronRun is one period of one cron job; its unique (name, period) makes

@@ -33,6 +33,7 @@ type App struct {
 	hcSet    bool // WithHTTPClient was given: Admin clients use it too
 	now      func() time.Time
 	tokens   *Tokens
+	inbox    *inbox
 	sessions SessionVerifier
 	// exchanges collapses concurrent first requests of one shop in this
 	// process into one token exchange.
@@ -68,6 +69,7 @@ func New(cfg config.Config, db *gorm.DB, sealer *models.Sealer, enq Enqueuer, lo
 		a.now = time.Now
 	}
 	a.tokens = NewTokens(cfg, db, sealer, a.hc, a.now, a.log)
+	a.inbox = newInbox(db, a.log)
 	a.sessions = SessionVerifier{
 		APIKey:  cfg.ShopifyAPIKey,
 		Secrets: []string{cfg.ShopifyAPISecret, cfg.ShopifyAPISecretPrevious},

@@ -100,6 +100,9 @@ func TestWithFakeStore(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("webhook: %v %v", resp, err)
 		}
+		if n, err := app.FanOut(context.Background(), 10); n != 1 || err != nil {
+			t.Fatalf("fan-out: %d %v", n, err)
+		}
 		products := enq.snapshot()
 		if len(products) != 1 {
 			t.Fatalf("enqueued %d products", len(products))

@@ -394,7 +394,28 @@ func sign(body []byte, secret string) string {
 }
 
 // webhook sends a signed delivery.
+// webhook posts a signed delivery and, once it is answered 2xx, fans the
+// inbox out as the pipeline would right after the commit.
 func (e *env) webhook(topic, shop, id string, body []byte, secret string, hdr map[string]string) (*http.Response, string) {
+	resp, b := e.post(topic, shop, id, body, secret, hdr)
+	if resp.StatusCode/100 == 2 {
+		e.fanOut()
+	}
+	return resp, b
+}
+
+// fanOut acts on every due delivery in the inbox and returns the last error.
+func (e *env) fanOut() error {
+	for {
+		n, err := e.app.FanOut(e.t.Context(), 100)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+}
+
+// post sends a signed delivery and leaves the inbox alone.
+func (e *env) post(topic, shop, id string, body []byte, secret string, hdr map[string]string) (*http.Response, string) {
 	req := httptest.NewRequest(http.MethodPost, "/webhooks", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Shopify-Topic", topic)

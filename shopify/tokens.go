@@ -10,7 +10,6 @@ import (
 
 	"golang.org/x/sync/singleflight"
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"rtbshopify/config"
 	"rtbshopify/models"
@@ -181,7 +180,7 @@ func (t *Tokens) refreshLocked(ctx context.Context, shop string, margin time.Dur
 		fallback string // the current token, if still valid, when Shopify is down
 	)
 	err := t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		s, err := lockShop(tx, shop)
+		s, err := models.LockShop(tx, "domain = ?", shop)
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return ErrNotInstalled
 		}
@@ -240,21 +239,6 @@ func (t *Tokens) refreshLocked(ctx context.Context, shop string, margin time.Dur
 		t.log.InfoContext(ctx, "refreshed shopify access token", "shop", shop)
 	}
 	return res, nil
-}
-
-// lockShop reads the shop row for update. On MySQL that is a row lock;
-// SQLite has no row locks, but the app opens its transactions IMMEDIATE,
-// so the transaction already holds the database's single write lock.
-func lockShop(tx *gorm.DB, domain string) (*models.Shop, error) {
-	q := tx.Where("domain = ?", domain)
-	if models.DialectOf(tx) == models.MySQL {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	var s models.Shop
-	if err := q.Take(&s).Error; err != nil {
-		return nil, err
-	}
-	return &s, nil
 }
 
 // clearTokens forgets a shop's tokens so the next session request
@@ -329,7 +313,7 @@ func (t *Tokens) install(ctx context.Context, shop string, tr *tokenResponse) (*
 	// insert, and then this one updates the row it created.
 	for try := 0; ; try++ {
 		err := t.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			s, err := lockShop(tx, shop)
+			s, err := models.LockShop(tx, "domain = ?", shop)
 			if errors.Is(err, gorm.ErrRecordNotFound) {
 				now := t.now().UTC()
 				fields, err := t.tokenFields(shop, tr, now)

@@ -1,6 +1,7 @@
 package shopify
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -30,9 +31,6 @@ const (
 	TopicShopRedact           = "shop/redact"
 )
 
-// errDuplicateDelivery rolls back a retry of a delivery already handled.
-var errDuplicateDelivery = errors.New("duplicate webhook delivery")
-
 // VerifyWebhookHMAC checks the base64 HMAC-SHA256 of the raw body against
 // each secret (current, then previous) in constant time.
 func VerifyWebhookHMAC(body []byte, header string, secrets ...string) bool {
@@ -60,9 +58,11 @@ type webhookDelivery struct {
 	triggeredAt     time.Time // zero when the header is missing or unreadable
 }
 
-// handleWebhook verifies a delivery, then records it and acts on it in one
-// transaction, so a retry of a delivery that failed half-way starts over
-// and a retry of one that succeeded does nothing.
+// handleWebhook verifies a delivery and records it in the inbox; the
+// answer leaves only once the row is committed. What the delivery causes
+// runs afterwards from the inbox (FanOut), so a slow or failing step never
+// makes Shopify wait or retry, and a retry of a recorded delivery is
+// recognised by its id.
 func (a *App) handleWebhook(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	body := c.BodyRaw()
@@ -85,32 +85,23 @@ func (a *App) handleWebhook(c *fiber.Ctx) error {
 	if t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(c.Get("X-Shopify-Triggered-At"))); err == nil {
 		d.triggeredAt = t.UTC()
 	}
-	var product *ProductWebhook
 	if d.topic == TopicProductsCreate || d.topic == TopicProductsUpdate {
-		p, err := ParseProductWebhook(body)
-		if err != nil {
+		// Checked now so that a payload the pipeline cannot read is
+		// refused to Shopify rather than accepted and dropped.
+		if err := checkProductWebhook(body); err != nil {
 			a.log.ErrorContext(ctx, "unreadable product webhook", "shop", d.shop, "topic", d.topic, "webhook_id", d.id, "err", err)
 			return WriteError(c, fiber.StatusBadRequest, "bad_payload", "Product payload could not be read.")
 		}
-		product = &p
 	}
-
-	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		rec := models.WebhookDelivery{WebhookID: d.id, Topic: d.topic, ShopDomain: d.shop, ReceivedAt: a.now().UTC()}
-		if err := tx.Create(&rec).Error; err != nil {
-			if models.IsDuplicate(err) {
-				return errDuplicateDelivery
-			}
-			return fmt.Errorf("record delivery: %w", err)
-		}
-		return a.actOnWebhook(ctx, tx, d, product)
-	})
-	switch {
-	case errors.Is(err, errDuplicateDelivery):
-		a.log.InfoContext(ctx, "duplicate webhook delivery ignored", "shop", d.shop, "topic", d.topic, "webhook_id", d.id)
-	case err != nil:
-		a.log.ErrorContext(ctx, "webhook failed; Shopify will retry", "shop", d.shop, "topic", d.topic, "webhook_id", d.id, "err", err)
-		return WriteError(c, fiber.StatusInternalServerError, "internal", "The webhook could not be processed; it will be retried.")
+	now := a.now().UTC()
+	row := &models.WebhookDelivery{WebhookID: d.id, Topic: d.topic, ShopDomain: d.shop, ReceivedAt: now,
+		Body: bytes.Clone(body), PendingAt: &[]int64{now.UnixMilli()}[0]}
+	if !d.triggeredAt.IsZero() {
+		row.TriggeredAt = &d.triggeredAt
+	}
+	if err := a.inbox.record(row); err != nil {
+		a.log.ErrorContext(ctx, "webhook not recorded; Shopify will retry", "shop", d.shop, "topic", d.topic, "webhook_id", d.id, "err", err)
+		return WriteError(c, fiber.StatusInternalServerError, "internal", "The webhook could not be recorded; it will be retried.")
 	}
 	return c.SendStatus(fiber.StatusOK)
 }
@@ -191,7 +182,7 @@ func (a *App) uninstall(ctx context.Context, tx *gorm.DB, d webhookDelivery) err
 }
 
 func lockShopOrNil(tx *gorm.DB, domain string) (*models.Shop, error) {
-	s, err := lockShop(tx, domain)
+	s, err := models.LockShop(tx, "domain = ?", domain)
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil
 	}

@@ -157,25 +157,43 @@ func TestWebhookRejects(t *testing.T) {
 	})
 }
 
-func TestWebhookEnqueueErrorRollsBack(t *testing.T) {
+func TestWebhookFanOutFailureIsRetriedOnce(t *testing.T) {
 	eachDB(t, func(t *testing.T, db *gorm.DB, _ string) {
 		e := newEnv(t, db)
 		e.install(testShop)
 		e.enq.err = errors.New("disk full")
-		resp, body := e.webhook(TopicProductsCreate, testShop, "wh-err", []byte(productJSON), testSecret, nil)
-		if resp.StatusCode != 500 || strings.Contains(body, "disk full") {
+		// The answer depends only on the delivery's own row.
+		resp, body := e.post(TopicProductsCreate, testShop, "wh-err", []byte(productJSON), testSecret, nil)
+		if resp.StatusCode != 200 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
-		if n := e.count(&models.WebhookDelivery{}, ""); n != 0 {
-			t.Fatal("the delivery was recorded although its work failed")
+		if err := e.fanOut(); err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("fan-out: %v, want the enqueuer's error", err)
 		}
-		// Shopify's retry succeeds.
+		var d models.WebhookDelivery
+		db.Where("webhook_id = ?", "wh-err").Take(&d)
+		if d.PendingAt == nil || *d.PendingAt <= e.clock.Now().UnixMilli() || d.Attempts != 1 || len(d.Body) == 0 {
+			t.Fatalf("after a failed fan-out: pending_at %v attempts %d body %d bytes; want it postponed with its body", d.PendingAt, d.Attempts, len(d.Body))
+		}
+		// Not due yet: nothing happens; once due, it is acted on once.
 		e.enq.err = nil
+		if err := e.fanOut(); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := e.enq.calls(); n != 0 {
+			t.Fatal("a postponed delivery was fanned out before it was due")
+		}
+		e.clock.Advance(time.Minute)
+		if err := e.fanOut(); err != nil {
+			t.Fatal(err)
+		}
+		// Shopify's own retry of the delivery changes nothing.
 		if resp, _ := e.webhook(TopicProductsCreate, testShop, "wh-err", []byte(productJSON), testSecret, nil); resp.StatusCode != 200 {
 			t.Fatalf("retry: %d", resp.StatusCode)
 		}
-		if n, _ := e.enq.calls(); n != 1 || e.count(&models.WebhookDelivery{}, "") != 1 {
-			t.Fatalf("after retry: %d enqueues", n)
+		db.Where("webhook_id = ?", "wh-err").Take(&d)
+		if n, _ := e.enq.calls(); n != 1 || e.count(&models.WebhookDelivery{}, "") != 1 || d.PendingAt != nil || d.Body != nil {
+			t.Fatalf("after recovery: %d enqueues, delivery pending_at %v body %d bytes", n, d.PendingAt, len(d.Body))
 		}
 	})
 }

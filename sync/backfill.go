@@ -134,7 +134,7 @@ func (p *Pipeline) reconcileShop(ctx context.Context, shop *models.Shop) (Enqueu
 func (p *Pipeline) StartBackfill(ctx context.Context, shopID uint64) (*models.Backfill, error) {
 	var b models.Backfill
 	err := p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockShop(tx, shopID); err != nil {
+		if _, err := models.LockShop(tx, "id = ?", shopID); err != nil {
 			return err
 		}
 		err := tx.Where("shop_id = ?", shopID).Take(&b).Error

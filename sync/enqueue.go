@@ -167,7 +167,7 @@ func (p *Pipeline) newJob(tx *gorm.DB, shop *models.Shop, s Settings, c Candidat
 // other, and another shop's long backlog lets a new image through after
 // at most a few claims.
 func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64) (int64, error) {
-	shop, err := lockShop(tx, shopID)
+	shop, err := models.LockShop(tx, "id = ?", shopID)
 	if err != nil {
 		return 0, fmt.Errorf("lock shop %d: %w", shopID, err)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"rtbshopify/models"
 	"rtbshopify/models/text"
@@ -169,20 +168,6 @@ func asTimePtr(v any) *time.Time {
 		return t
 	}
 	return nil
-}
-
-// lockShop takes the shop's row lock inside tx (MySQL); on SQLite the
-// immediate transaction already serialises writers.
-func lockShop(tx *gorm.DB, shopID uint64) (*models.Shop, error) {
-	var shop models.Shop
-	q := tx
-	if models.DialectOf(tx) == models.MySQL {
-		q = q.Clauses(clause.Locking{Strength: "UPDATE"})
-	}
-	if err := q.Where("id = ?", shopID).Take(&shop).Error; err != nil {
-		return nil, err
-	}
-	return &shop, nil
 }
 
 func variantList(raw string) []string {

@@ -49,6 +49,7 @@ type Options struct {
 	Fetcher  Fetcher
 	Admin    func(shop string) *admin.Client // one client per shop per unit of work
 	Tokens   TokenRefresher                  // may be nil
+	Inbox    Inbox                           // webhook deliveries to fan out; may be nil
 	Signer   *rtb.TokenSigner
 	AppURL   string
 	Log      *slog.Logger
@@ -74,13 +75,15 @@ type Options struct {
 
 // Pipeline runs image jobs.
 type Pipeline struct {
-	o      Options
-	log    *slog.Logger
-	wake   chan struct{}
-	stop   context.CancelFunc
-	wg     gosync.WaitGroup
-	cron   *cronRunner
-	nodeID string
+	o    Options
+	log  *slog.Logger
+	wake chan struct{}
+	// inboxWake wakes the webhook fan-out.
+	inboxWake chan struct{}
+	stop      context.CancelFunc
+	wg        gosync.WaitGroup
+	cron      *cronRunner
+	nodeID    string
 
 	draining atomic.Bool // set by Stop: finish the current job, take no new one
 }
@@ -117,7 +120,7 @@ func New(o Options) *Pipeline {
 	o.Schedule = o.Schedule.withDefaults()
 	b := make([]byte, 6)
 	rand.Read(b)
-	return &Pipeline{o: o, log: o.Log, wake: make(chan struct{}, 1), nodeID: hex.EncodeToString(b)}
+	return &Pipeline{o: o, log: o.Log, wake: make(chan struct{}, 1), inboxWake: make(chan struct{}, 1), nodeID: hex.EncodeToString(b)}
 }
 
 func (p *Pipeline) now() time.Time { return p.o.Now().UTC() }
@@ -130,7 +133,8 @@ func (p *Pipeline) Notify() {
 	}
 }
 
-// Start runs the workers, the backfill runner and the cron until Stop.
+// Start runs the workers, the webhook fan-out, the backfill runner and
+// the cron until Stop.
 func (p *Pipeline) Start(ctx context.Context) {
 	ctx, p.stop = context.WithCancel(context.WithoutCancel(ctx))
 	for i := range p.o.Workers {
@@ -138,6 +142,13 @@ func (p *Pipeline) Start(ctx context.Context) {
 		go func() {
 			defer p.wg.Done()
 			p.workLoop(ctx, i)
+		}()
+	}
+	for range p.inboxLoops() {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.inboxLoop(ctx)
 		}()
 	}
 	p.wg.Add(1)

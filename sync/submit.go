@@ -90,7 +90,7 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 	month := now.Format("2006-01")
 	var over bool
 	err = p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if _, err := lockShop(tx, shop.ID); err != nil {
+		if _, err := models.LockShop(tx, "id = ?", shop.ID); err != nil {
 			return err
 		}
 		if settings.MonthlyBudget != "" {

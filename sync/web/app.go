@@ -65,6 +65,8 @@ func Build(p Parts) (*App, error) {
 	pipeline := imgsync.New(opts)
 	shop = p.Shopify(pipeline)
 	pipeline.SetTokens(shop.Tokens())
+	pipeline.SetInbox(shop)
+	shop.OnDelivery(pipeline.NotifyInbox)
 
 	reg := NewRegistry(p.DB, p.Log)
 	RegisterAdminMetrics(reg, monitor)

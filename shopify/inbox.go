@@ -1,0 +1,227 @@
+package shopify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	gosync "sync"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+
+	"rtbshopify/models"
+)
+
+// The webhook inbox. A delivery is answered once its own row is committed
+// (group commit: concurrent deliveries share one multi-row INSERT and one
+// commit); what it causes — jobs, uninstalls, redaction — runs afterwards
+// from the row, on any replica, once: the row is locked by its primary key
+// while it is acted on, and marked done in the same transaction as the
+// work. A crash before that commit leaves it pending, and it is taken up
+// again.
+
+const (
+	// inboxMaxBatch caps the rows of one INSERT (and its packet size:
+	// bodies are a few KB).
+	inboxMaxBatch = 128
+	// inboxFlushTimeout bounds one batch: Shopify gives up after 5 s.
+	inboxFlushTimeout = 4 * time.Second
+	// inboxMaxBackoff caps the wait before a failed fan-out is tried again.
+	inboxMaxBackoff = 10 * time.Minute
+)
+
+type inboxWrite struct {
+	row  *models.WebhookDelivery
+	done chan error
+}
+
+// inbox writes deliveries with group commit. Flushers start on first use;
+// each takes every delivery waiting when it becomes free, so batches grow
+// with the load and a lone delivery is written at once.
+type inbox struct {
+	db       *gorm.DB
+	log      *slog.Logger
+	queue    chan *inboxWrite
+	start    gosync.Once
+	flushers int
+	notify   func()
+}
+
+func newInbox(db *gorm.DB, log *slog.Logger) *inbox {
+	flushers := 4 // overlapping batches keep the database's commits pipelined
+	if models.DialectOf(db) == models.SQLite {
+		flushers = 1 // one connection: a second flusher would only wait for it
+	}
+	return &inbox{db: db, log: log, queue: make(chan *inboxWrite, 4*inboxMaxBatch), flushers: flushers}
+}
+
+// record returns once the delivery's row is committed (or was already
+// there: a retry of a recorded delivery is no error).
+func (in *inbox) record(row *models.WebhookDelivery) error {
+	in.start.Do(func() {
+		for range in.flushers {
+			go in.flushLoop()
+		}
+	})
+	w := &inboxWrite{row: row, done: make(chan error, 1)}
+	in.queue <- w
+	return <-w.done
+}
+
+func (in *inbox) flushLoop() {
+	batch := make([]*inboxWrite, 0, inboxMaxBatch)
+	for w := range in.queue {
+		batch = append(batch[:0], w)
+	fill:
+		for len(batch) < inboxMaxBatch {
+			select {
+			case w := <-in.queue:
+				batch = append(batch, w)
+			default:
+				break fill
+			}
+		}
+		err := in.insert(batch)
+		if err != nil && len(batch) > 1 {
+			// One row the database refuses must not fail the others.
+			in.log.Warn("webhook batch insert failed; writing its deliveries one by one", "deliveries", len(batch), "err", err)
+			for _, w := range batch {
+				w.done <- in.insert([]*inboxWrite{w})
+			}
+		} else {
+			for _, w := range batch {
+				w.done <- err
+			}
+		}
+		if err == nil && in.notify != nil {
+			in.notify()
+		}
+	}
+}
+
+// insert writes the batch in one statement (one transaction, one commit).
+// A delivery id already recorded is left as it is by the unique key, in
+// the same statement.
+func (in *inbox) insert(batch []*inboxWrite) error {
+	ctx, cancel := context.WithTimeout(context.Background(), inboxFlushTimeout)
+	defer cancel()
+	var sb strings.Builder
+	sb.Grow(160 + 32*len(batch))
+	sb.WriteString("INSERT INTO webhook_deliveries (webhook_id, topic, shop_domain, received_at, triggered_at, body, pending_at, attempts) VALUES ")
+	args := make([]any, 0, 7*len(batch))
+	for i, w := range batch {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, 0)")
+		r := w.row
+		args = append(args, r.WebhookID, r.Topic, r.ShopDomain, r.ReceivedAt, r.TriggeredAt, r.Body, r.PendingAt)
+	}
+	if models.DialectOf(in.db) == models.MySQL {
+		sb.WriteString(" ON DUPLICATE KEY UPDATE webhook_id = webhook_id")
+	} else {
+		sb.WriteString(" ON CONFLICT (webhook_id) DO NOTHING")
+	}
+	if err := in.db.WithContext(ctx).Exec(sb.String(), args...).Error; err != nil {
+		return fmt.Errorf("record %d webhook deliveries: %w", len(batch), err)
+	}
+	return nil
+}
+
+// OnDelivery sets a function called after deliveries are committed, to
+// wake whatever fans them out. Set it before serving.
+func (a *App) OnDelivery(f func()) { a.inbox.notify = f }
+
+// FanOut acts on up to limit deliveries that are due in the inbox, each in
+// its own short transaction together with the work it causes, and returns
+// how many it handled. Deliveries another replica is acting on are passed
+// over. A failed one is tried again later, with a growing wait.
+func (a *App) FanOut(ctx context.Context, limit int) (int, error) {
+	var ids []uint64
+	// The index (pending_at, id) serves both the WHERE and the ORDER BY;
+	// the read locks nothing.
+	err := a.db.WithContext(ctx).Model(&models.WebhookDelivery{}).Where("pending_at <= ?", a.now().UnixMilli()).
+		Order("pending_at, id").Limit(limit).Pluck("id", &ids).Error
+	if err != nil {
+		return 0, fmt.Errorf("list pending webhook deliveries: %w", err)
+	}
+	handled := 0
+	var errs []error
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			break
+		}
+		did, err := a.fanOutOne(ctx, id)
+		if did {
+			handled++
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return handled, errors.Join(errs...)
+}
+
+func (a *App) fanOutOne(ctx context.Context, id uint64) (bool, error) {
+	var d models.WebhookDelivery
+	found := false
+	err := a.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		q := tx.Where("id = ? AND pending_at IS NOT NULL", id)
+		if models.DialectOf(tx) == models.MySQL {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
+		}
+		if err := q.Take(&d).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return nil // done already, or another replica is on it
+			}
+			return fmt.Errorf("lock webhook delivery %d: %w", id, err)
+		}
+		found = true
+		if err := a.act(ctx, tx, &d); err != nil {
+			return err
+		}
+		return tx.Model(&models.WebhookDelivery{}).Where("id = ?", id).
+			Updates(map[string]any{"pending_at": nil, "body": nil}).Error
+	})
+	if err == nil || !found {
+		return found && err == nil, err
+	}
+	attempts := d.Attempts + 1
+	wait := min(inboxMaxBackoff, time.Duration(1<<min(attempts, 20))*time.Second)
+	a.log.ErrorContext(ctx, "webhook fan-out failed; it will be tried again", "shop", d.ShopDomain, "topic", d.Topic,
+		"webhook_id", d.WebhookID, "attempts", attempts, "retry_in", wait.String(), "err", err)
+	if uerr := a.db.WithContext(context.WithoutCancel(ctx)).Model(&models.WebhookDelivery{}).Where("id = ? AND pending_at IS NOT NULL", id).
+		Updates(map[string]any{"attempts": attempts, "pending_at": a.now().Add(wait).UnixMilli()}).Error; uerr != nil {
+		err = errors.Join(err, fmt.Errorf("postpone webhook delivery %d: %w", id, uerr))
+	}
+	return false, fmt.Errorf("fan out webhook delivery %s: %w", d.WebhookID, err)
+}
+
+// act does what a delivery asks, inside its transaction.
+func (a *App) act(ctx context.Context, tx *gorm.DB, row *models.WebhookDelivery) error {
+	d := webhookDelivery{topic: row.Topic, shop: row.ShopDomain, id: row.WebhookID}
+	if row.TriggeredAt != nil {
+		d.triggeredAt = row.TriggeredAt.UTC()
+	}
+	var product *ProductWebhook
+	if d.topic == TopicProductsCreate || d.topic == TopicProductsUpdate {
+		p, err := ParseProductWebhook(row.Body)
+		if err != nil {
+			// Checked when it was received; a row that cannot be read now
+			// never will be.
+			a.log.ErrorContext(ctx, "unreadable product webhook in the inbox dropped", "shop", d.shop, "webhook_id", d.id, "err", err)
+			return nil
+		}
+		product = &p
+	}
+	return a.actOnWebhook(ctx, tx, d, product)
+}
+
+// checkProductWebhook refuses a product payload the fan-out could not read.
+func checkProductWebhook(body []byte) error {
+	_, err := ParseProductWebhook(body)
+	return err
+}

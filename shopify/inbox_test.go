@@ -1,0 +1,151 @@
+package shopify
+
+import (
+	"fmt"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+)
+
+// Concurrent deliveries, some of them the same delivery sent twice at
+// once: every one is answered 200 only with its row committed, and each
+// delivery id is one row.
+func TestInboxConcurrentDeliveriesAreCommittedBeforeTheAnswer(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, _ string) {
+		e := newEnv(t, db)
+		e.install(testShop)
+		const n = 60
+		var wg gosync.WaitGroup
+		statuses := make([]int, 2*n)
+		for i := range 2 * n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Deliveries i and i+n share an id: a retry racing the original.
+				resp, _ := e.post(TopicProductsCreate, testShop, fmt.Sprint("wh-c", i%n), []byte(productJSON), testSecret, nil)
+				statuses[i] = resp.StatusCode
+				var c int64
+				db.Model(&models.WebhookDelivery{}).Where("webhook_id = ?", fmt.Sprint("wh-c", i%n)).Count(&c)
+				if resp.StatusCode == 200 && c != 1 {
+					t.Errorf("delivery wh-c%d answered 200 with %d rows", i%n, c)
+				}
+			}()
+		}
+		wg.Wait()
+		for i, s := range statuses {
+			if s != 200 {
+				t.Fatalf("request %d: %d", i, s)
+			}
+		}
+		if c := e.count(&models.WebhookDelivery{}, ""); c != n {
+			t.Fatalf("%d rows for %d delivery ids", c, n)
+		}
+		if err := e.fanOut(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := e.enq.calls(); got != n {
+			t.Fatalf("%d enqueues for %d deliveries", got, n)
+		}
+	})
+}
+
+// One multi-row statement keeps the first of duplicate ids, inside the
+// batch and against rows already there, and writes the rest.
+func TestInboxBatchInsertDeduplicatesInTheStatement(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, _ string) {
+		e := newEnv(t, db)
+		now := e.clock.Now().UTC()
+		row := func(id, topic string) *inboxWrite {
+			at := now.UnixMilli()
+			return &inboxWrite{row: &models.WebhookDelivery{WebhookID: id, Topic: topic, ShopDomain: testShop, ReceivedAt: now, Body: []byte(`{}`), PendingAt: &at}}
+		}
+		if err := e.app.inbox.insert([]*inboxWrite{row("a", "first")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.app.inbox.insert([]*inboxWrite{row("b", "first"), row("a", "again"), row("b", "again"), row("c", "first")}); err != nil {
+			t.Fatal(err)
+		}
+		var rows []models.WebhookDelivery
+		db.Order("webhook_id").Find(&rows)
+		if len(rows) != 3 {
+			t.Fatalf("%d rows, want 3", len(rows))
+		}
+		for _, r := range rows {
+			if r.Topic != "first" || r.PendingAt == nil || string(r.Body) != "{}" {
+				t.Errorf("row %s = topic %q pending %v body %q; want the first write kept", r.WebhookID, r.Topic, r.PendingAt, r.Body)
+			}
+		}
+	})
+}
+
+// Two replicas fan the same inbox out at once: each delivery is acted on
+// exactly once.
+func TestInboxFanOutOnTwoReplicasActsOnceEach(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, url string) {
+		e := newEnv(t, db)
+		e.install(testShop)
+		const n = 40
+		for i := range n {
+			if resp, _ := e.post(TopicProductsUpdate, testShop, fmt.Sprint("wh-r", i), []byte(productJSON), testSecret, nil); resp.StatusCode != 200 {
+				t.Fatal(resp.StatusCode)
+			}
+		}
+		other := e.newApp(openAgain(t, url))
+		var wg gosync.WaitGroup
+		for _, a := range []*App{e.app, other} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					n, err := a.FanOut(t.Context(), 7)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if n == 0 {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if got, _ := e.enq.calls(); got != n {
+			t.Fatalf("%d enqueues for %d deliveries on two replicas", got, n)
+		}
+		if c := e.count(&models.WebhookDelivery{}, "pending_at IS NOT NULL"); c != 0 {
+			t.Fatalf("%d deliveries still pending", c)
+		}
+	})
+}
+
+// A delivery committed by a process that died before fanning it out is
+// fanned out by the next one; a fan-out that failed half-way left nothing
+// behind and is done again in full.
+func TestInboxDeliveryCommittedBeforeACrashIsFannedOutAfterRestart(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, url string) {
+		e := newEnv(t, db)
+		s := e.install(testShop)
+		if resp, _ := e.post(TopicAppUninstalled, testShop, "wh-crash", []byte(`{}`), testSecret, nil); resp.StatusCode != 200 {
+			t.Fatal(resp.StatusCode)
+		}
+		// The process is gone; a new one starts on the same database.
+		restarted := e.newApp(openAgain(t, url))
+		e.clock.Advance(time.Second)
+		if n, err := restarted.FanOut(t.Context(), 10); n != 1 || err != nil {
+			t.Fatalf("fan-out after restart: %d %v", n, err)
+		}
+		if got := e.shop(testShop); got.State != models.ShopUninstalled {
+			t.Fatalf("shop %s after the uninstall was fanned out", got.State)
+		}
+		if _, c := e.enq.calls(); c != 1 {
+			t.Fatalf("jobs of shop %d cancelled %d times", s.ID, c)
+		}
+		if n, err := restarted.FanOut(t.Context(), 10); n != 0 || err != nil {
+			t.Fatalf("second fan-out: %d %v", n, err)
+		}
+	})
+}
