@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 
 	"gorm.io/gorm"
@@ -44,20 +45,32 @@ func (p *Pipeline) RecordCallback(ctx context.Context, jobID uint64, cb rtb.Call
 		}
 		now := p.now()
 		if job.Ticket == nil {
-			// The submission's answer was lost (the job is submitting, or
-			// failed after the merchant was told it was unconfirmed). A
-			// callback on this job's own secret URL proves Remove The
-			// Background accepted it: adopt the ticket; GET Status with
-			// the shop's credentials will confirm it before anything is
-			// written.
-			if job.SubmitStartedAt == nil || (job.State != models.JobSubmitting && job.State != models.JobFailed) || job.LeaseOwner != nil {
+			// The submission's answer was lost (the job is submitting,
+			// failed after the merchant was told it was unconfirmed, or
+			// was cancelled by an uninstall meanwhile). A callback on this
+			// job's own secret URL proves Remove The Background accepted
+			// it: adopt the ticket; GET Status with the shop's credentials
+			// will confirm it before anything is written. A cancelled job
+			// keeps the ticket for a reinstall unless the shop is back.
+			adoptable := []string{models.JobSubmitting, models.JobFailed, models.JobCancelled}
+			if job.SubmitStartedAt == nil || !slices.Contains(adoptable, job.State) || job.LeaseOwner != nil {
 				out = rtb.CallbackTicketMismatch
 				return nil
 			}
-			ok, err := p.transition(ctx, tx, &job, []string{models.JobSubmitting, models.JobFailed}, map[string]any{
+			fields := map[string]any{
 				"state": models.JobAwaitingRTB, "ticket": cb.Ticket, "submitted_at": job.SubmitStartedAt, "callback_at": now,
 				"run_at": ms(now), "error": "",
-			}, "unconfirmed submission resolved by the callback, ticket "+cb.Ticket)
+			}
+			if job.State == models.JobCancelled {
+				var shop models.Shop
+				if err := tx.Select("id", "state").Where("id = ?", job.ShopID).Take(&shop).Error; err != nil {
+					return err
+				}
+				if shop.State != models.ShopInstalled {
+					fields["state"], fields["run_at"], fields["error"] = models.JobCancelled, nil, job.Error
+				}
+			}
+			ok, err := p.transition(ctx, tx, &job, adoptable, fields, "unconfirmed submission resolved by the callback, ticket "+cb.Ticket)
 			if err == nil && ok {
 				out, woke = rtb.CallbackRecorded, true
 			} else if err == nil {

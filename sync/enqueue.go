@@ -206,6 +206,12 @@ func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, shop *models.Shop, j
 		if job.DeliveredAt != nil {
 			fields["state"] = models.JobWritingBack
 		}
+	case job.State == models.JobCancelled && job.SubmitStartedAt != nil:
+		// Cancelled with a submission of unknown outcome: it may be paid,
+		// so it is never resubmitted by itself. It waits again for its
+		// callback, which adopts the ticket, or the merchant's Retry.
+		fields["state"], fields["run_at"] = models.JobSubmitting, nil
+		fields["error"] = uncertainSubmission
 	case job.State == models.JobSkipped || job.State == models.JobCancelled && job.SubmitStartedAt == nil:
 		fair, err := p.fairKey(tx, shop.ID)
 		if err != nil {
@@ -286,7 +292,10 @@ func fileName(u string) string {
 }
 
 // CancelShopJobs cancels every job of the shop that has not finished, inside
-// the caller's transaction. It implements shopify.Enqueuer.
+// the caller's transaction. It implements shopify.Enqueuer. A job a worker
+// holds is left to that worker: it finds the shop uninstalled when its step
+// ends (a submission in flight keeps its ticket, so a reinstall finishes
+// the paid image) and cancels the job itself.
 func (p *Pipeline) CancelShopJobs(ctx context.Context, tx *gorm.DB, shopID uint64, reason string) error {
 	var jobs []models.ImageJob
 	open := []string{models.JobQueued, models.JobRetrying, models.JobOverBudget, models.JobAwaitingRTB, models.JobSubmitting, models.JobWritingBack}

@@ -77,10 +77,16 @@ func (p *Pipeline) event(tx *gorm.DB, job *models.ImageJob, from, to, msg string
 }
 
 // transition changes a job's state outside any lease (API actions, cron,
-// callbacks), only if it is still in one of the expected states.
+// callbacks, uninstall), only if it is still in one of the expected states
+// and no worker holds it: a worker's lease is its promise that nobody else
+// changes the job, and its fenced writes would otherwise fail and drop what
+// it learnt (a ticket, a media id). A job whose lease expired is free.
+// It reports false when it changed nothing.
 func (p *Pipeline) transition(ctx context.Context, tx *gorm.DB, job *models.ImageJob, from []string, fields map[string]any, msg string) (bool, error) {
-	fields["updated_at"] = p.now()
-	res := tx.WithContext(ctx).Model(&models.ImageJob{}).Where("id = ? AND state IN ?", job.ID, from).Updates(fields)
+	now := p.now()
+	fields["updated_at"] = now
+	res := tx.WithContext(ctx).Model(&models.ImageJob{}).
+		Where("id = ? AND state IN ? AND (lease_owner IS NULL OR lease_until < ?)", job.ID, from, ms(now)).Updates(fields)
 	if res.Error != nil {
 		return false, fmt.Errorf("update job %d: %w", job.ID, res.Error)
 	}

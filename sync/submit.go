@@ -131,8 +131,7 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 	if err != nil {
 		if rtb.MaybeSubmitted(err) {
 			// Unknown outcome: it may have been accepted and billed.
-			msg := "Remove The Background did not confirm the submission. If it accepted the image, its delivery completes this job by itself; otherwise Retry resubmits it."
-			return l.release(ctx, map[string]any{"error": msg}, nil, "submission uncertain: "+err.Error())
+			return l.release(ctx, map[string]any{"error": uncertainSubmission}, nil, "submission uncertain: "+err.Error())
 		}
 		// Known not accepted: give the budget back and retry or fail.
 		if uerr := l.update(ctx, map[string]any{"submit_started_at": nil, "submit_month": nil, "state": models.JobRetrying}, ""); uerr != nil {
@@ -140,9 +139,7 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 		}
 		return p.fail(ctx, l, err, submitFailureMessage(err))
 	}
-	sent := p.now()
-	return l.release(ctx, map[string]any{"state": models.JobAwaitingRTB, "ticket": ticket, "submitted_at": sent},
-		nil, "submitted, ticket "+ticket)
+	return p.submitted(ctx, l, ticket)
 }
 
 func submitFailureMessage(err error) string {

@@ -1,0 +1,74 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+)
+
+// uncertainSubmission is what the merchant reads on a job whose submission
+// may or may not have been accepted (and billed).
+const uncertainSubmission = "Remove The Background did not confirm the submission. If it accepted the image, its delivery completes this job by itself; otherwise Retry resubmits it."
+
+// submitted records the ticket of an accepted submission. The ticket is
+// the only proof of a paid image, so it is kept whatever happened to the
+// job meanwhile: if the shop was uninstalled during the call the job is
+// cancelled with its ticket (a reinstall finishes it), and if the lease
+// was lost the ticket is still written onto the job's submission.
+func (p *Pipeline) submitted(ctx context.Context, l *lease, ticket string) error {
+	// The call may have ended because the worker is stopping; the ticket
+	// must be written all the same.
+	ctx = context.WithoutCancel(ctx)
+	fields := map[string]any{"state": models.JobAwaitingRTB, "ticket": ticket, "submitted_at": p.now()}
+	msg := "submitted, ticket " + ticket
+	var shop models.Shop
+	if err := p.o.DB.WithContext(ctx).Select("id", "state").Where("id = ?", l.job.ShopID).Take(&shop).Error; err == nil && shop.State != models.ShopInstalled {
+		fields["state"], fields["error"] = models.JobCancelled, "The app was uninstalled."
+		msg = "submitted, ticket " + ticket + "; the app was uninstalled meanwhile, the ticket is kept for a reinstall"
+	}
+	err := l.release(ctx, fields, nil, msg)
+	if !errors.Is(err, ErrLeaseLost) {
+		return err
+	}
+	if kerr := p.keepTicket(ctx, l.job, ticket); kerr != nil {
+		return errors.Join(err, kerr)
+	}
+	return err
+}
+
+// keepTicket writes a ticket onto a job whose lease this worker lost, if
+// the job still has no ticket and is still the submission that produced
+// it (same start time). A job waiting with an unconfirmed submission now
+// waits for that ticket's delivery; a cancelled one stays cancelled and is
+// finished by a reinstall.
+func (p *Pipeline) keepTicket(ctx context.Context, j *models.ImageJob, ticket string) error {
+	if j.SubmitStartedAt == nil {
+		return nil
+	}
+	return p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var cur models.ImageJob
+		if err := tx.Where("id = ?", j.ID).Take(&cur).Error; err != nil {
+			return fmt.Errorf("keep ticket of job %d: %w", j.ID, err)
+		}
+		// MySQL keeps microseconds of the start time, Go nanoseconds.
+		if cur.Ticket != nil || cur.SubmitStartedAt == nil || cur.SubmitStartedAt.Sub(*j.SubmitStartedAt).Abs() >= time.Millisecond {
+			return nil
+		}
+		fields := map[string]any{"ticket": ticket, "submitted_at": p.now(), "updated_at": p.now()}
+		to := cur.State
+		if cur.State == models.JobSubmitting || cur.State == models.JobFailed {
+			to = models.JobAwaitingRTB
+			fields["state"], fields["error"] = to, ""
+		}
+		res := tx.Model(&models.ImageJob{}).Where("id = ? AND ticket IS NULL AND submit_started_at = ?", cur.ID, *cur.SubmitStartedAt).Updates(fields)
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		return p.event(tx, &cur, cur.State, to, "ticket "+ticket+" kept after the lease was lost")
+	})
+}
