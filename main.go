@@ -37,18 +37,23 @@ var version = "0.1.0-dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	getenv, err := withDotEnv(dotEnvFile, os.Getenv)
+	if err == nil {
+		err = run(ctx, os.Args[1:], getenv, os.Stdout, os.Stderr)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "rtbshopify:", err)
 		os.Exit(1)
 	}
 }
 
-const usage = `usage: rtbshopify [serve|migrate|demo|version|rotate-keys [--check]]
+const usage = `usage: rtbshopify [serve|migrate|demo|version|keygen|rotate-keys [--check]]
 
   serve        run the app: HTTP server, pipeline workers and cron (default)
   migrate      apply pending database migrations and exit
   demo         run the whole pipeline locally against in-process fakes
   version      print the version
+  keygen       print a fresh ENCRYPTION_KEYS entry (k<date>:<base64 of 32 random bytes>)
   rotate-keys  re-seal every stored secret under the first key of ENCRYPTION_KEYS;
                --check only reports what is still sealed with another key (exit 1 if any)
 `
@@ -69,6 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, args, getenv, stdout, stderr)
 	case "rotate-keys":
 		return rotateKeys(ctx, args, getenv, stdout, stderr)
+	case "keygen":
+		return keygen(stdout, time.Now())
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "rtbshopify", version)
 		return nil

@@ -62,10 +62,17 @@ func getenv(m map[string]string) func(string) string { return func(k string) str
 // a function that stops it and returns run's error.
 func startApp(t *testing.T, env map[string]string) (string, func() error) {
 	t.Helper()
+	base, stop, _ := startAppWith(t, getenv(env))
+	return base, stop
+}
+
+// startAppWith is startApp for any getenv; it also returns the app's log.
+func startAppWith(t *testing.T, getenv func(string) string) (string, func() error, *logSink) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	sink := &logSink{addr: make(chan string, 1)}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"serve"}, getenv(env), io.Discard, sink) }()
+	go func() { done <- run(ctx, []string{"serve"}, getenv, io.Discard, sink) }()
 	select {
 	case addr := <-sink.addr:
 		stop := func() error {
@@ -79,7 +86,7 @@ func startApp(t *testing.T, env map[string]string) (string, func() error) {
 			}
 		}
 		t.Cleanup(func() { cancel() })
-		return "http://" + addr, stop
+		return "http://" + addr, stop, sink
 	case err := <-done:
 		cancel()
 		t.Fatalf("run exited before listening: %v\nlog:\n%s", err, sink.String())
@@ -87,7 +94,7 @@ func startApp(t *testing.T, env map[string]string) (string, func() error) {
 		cancel()
 		t.Fatalf("the app did not listen within 20 s; log:\n%s", sink.String())
 	}
-	return "", nil
+	return "", nil, nil
 }
 
 func TestServeEndToEnd(t *testing.T) {

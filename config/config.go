@@ -69,8 +69,8 @@ func Load(getenv func(string) string) (Config, error) {
 		return def
 	}
 	c := Config{
-		ListenAddr:               get("LISTEN_ADDR", DefaultListenAddr),
-		AppURL:                   strings.TrimRight(get("APP_URL", ""), "/"),
+		ListenAddr:               get("LISTEN_ADDR", ""),
+		AppURL:                   strings.TrimRight(get("APP_URL", get("SHOPIFY_APP_URL", "")), "/"),
 		DatabaseURL:              get("DATABASE_URL", DefaultDatabaseURL),
 		ShopifyAPIKey:            get("SHOPIFY_API_KEY", ""),
 		ShopifyAPISecret:         get("SHOPIFY_API_SECRET", ""),
@@ -82,7 +82,19 @@ func Load(getenv func(string) string) (Config, error) {
 		LogFormat:                strings.ToLower(get("LOG_FORMAT", "json")),
 	}
 	var errs []error
-	for _, s := range strings.Split(get("SHOPIFY_SCOPES", DefaultScopes), ",") {
+	// The Shopify CLI (`shopify app dev`) starts the app with its own names: PORT, SHOPIFY_APP_URL
+	// (its tunnel) and SCOPES. They count only where the app's own variable is unset.
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+		if port := get("PORT", ""); port != "" {
+			if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+				errs = append(errs, &FieldError{"PORT", fmt.Sprintf("%q is not a TCP port number", port)})
+			} else {
+				c.ListenAddr = ":" + port
+			}
+		}
+	}
+	for _, s := range strings.Split(get("SHOPIFY_SCOPES", get("SCOPES", DefaultScopes)), ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			c.ShopifyScopes = append(c.ShopifyScopes, s)
 		}
@@ -129,7 +141,7 @@ func ParseKeys(raw string) ([]Key, error) {
 		part = strings.TrimSpace(part)
 		id, b64, ok := strings.Cut(part, ":")
 		if !ok || id == "" || b64 == "" {
-			return nil, fmt.Errorf("entry %d is not KEYID:BASE64 (32 bytes base64-encoded, e.g. from `openssl rand -base64 32`)", i+1)
+			return nil, fmt.Errorf("entry %d is not KEYID:BASE64 (32 bytes base64-encoded, e.g. from `rtbshopify keygen`)", i+1)
 		}
 		if !keyIDPattern.MatchString(id) {
 			return nil, fmt.Errorf("entry %d: key id %q may only use letters, digits, '-' and '_'", i+1, id)
@@ -177,7 +189,7 @@ func (c Config) Validate(p Purpose) error {
 		return errors.Join(errs...)
 	}
 	if c.AppURL == "" {
-		add("APP_URL", "is required: the public https URL of the app (callback URLs are built from it)")
+		add("APP_URL", "is required: the public https URL of the app (callback URLs are built from it); `shopify app dev` sets it as SHOPIFY_APP_URL")
 	} else if err := validateAppURL(c.AppURL); err != nil {
 		add("APP_URL", err.Error())
 	}
@@ -188,7 +200,7 @@ func (c Config) Validate(p Purpose) error {
 		add("SHOPIFY_API_SECRET", "is required: the app's client secret from the Partner Dashboard")
 	}
 	if len(c.EncryptionKeys) == 0 {
-		add("ENCRYPTION_KEYS", "is required: KEYID:BASE64_32_BYTES, e.g. k1:$(openssl rand -base64 32)")
+		add("ENCRYPTION_KEYS", "is required: KEYID:BASE64_32_BYTES; `rtbshopify keygen` prints one (keep it in .env for development)")
 	}
 	if !apiVersionPattern.MatchString(c.ShopifyAPIVersion) {
 		add("SHOPIFY_API_VERSION", fmt.Sprintf("%q is not a version like 2026-10", c.ShopifyAPIVersion))

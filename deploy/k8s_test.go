@@ -305,7 +305,7 @@ func TestShopifyAppTOMLSubscribesEveryTopicTheAppHandles(t *testing.T) {
 	}
 
 	var web map[string]any
-	if _, err := toml.Decode(string(readFile(t, "deploy/shopify.web.toml")), &web); err != nil {
+	if _, err := toml.Decode(string(readFile(t, "deploy/web/shopify.web.toml")), &web); err != nil {
 		t.Fatal(err)
 	}
 	if dev := str(dig(web, "commands", "dev")); !strings.Contains(dev, "serve") {
