@@ -15,9 +15,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"rtbshopify/models/text"
@@ -340,7 +342,12 @@ func (c *Client) do(ctx context.Context, op, method string, u *url.URL, body []b
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	// Whether any byte may have left decides whether a failed submit may
+	// have been accepted (and billed): none can before the transport has
+	// a connection to write on.
+	var gotConn atomic.Bool
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { gotConn.Store(true) }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), method, u.String(), rd)
 	if err != nil {
 		return nil, fmt.Errorf("rtb %s: build request for %s: %w", op, safeURL, unwrapURLError(err))
 	}
@@ -352,7 +359,7 @@ func (c *Client) do(ctx context.Context, op, method string, u *url.URL, body []b
 
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, &TransientError{Op: op, URL: safeURL, Sent: requestMayHaveBeenSent(err), Err: unwrapURLError(err)}
+		return nil, &TransientError{Op: op, URL: safeURL, Sent: gotConn.Load() && requestMayHaveBeenSent(err), Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
 
@@ -391,7 +398,7 @@ func (c *Client) do(ctx context.Context, op, method string, u *url.URL, body []b
 	return root, nil
 }
 
-// requestMayHaveBeenSent is false only for failures that certainly happened
+// requestMayHaveBeenSent is false for failures that certainly happened
 // before a byte of the request left: DNS and connection set-up errors.
 func requestMayHaveBeenSent(err error) bool {
 	var dnsErr *net.DNSError

@@ -136,6 +136,7 @@ func (p *Pipeline) Notify() {
 // Start runs the workers, the webhook fan-out, the backfill runner and
 // the cron until Stop.
 func (p *Pipeline) Start(ctx context.Context) {
+	p.draining.Store(false)
 	ctx, p.stop = context.WithCancel(context.WithoutCancel(ctx))
 	for i := range p.o.Workers {
 		p.wg.Add(1)
@@ -166,10 +167,15 @@ func (p *Pipeline) StopCron(ctx context.Context) {
 	}
 }
 
-// Stop stops the workers: a job in flight finishes its current step or,
-// if ctx ends first, is abandoned with its lease, which expires and lets
-// another worker take it.
+// Stop stops the workers: a job in flight finishes its current step
+// within ctx's budget, and no worker starts a submission once Stop began.
+// When ctx ends first the steps are cancelled: a submission that had not
+// left goes back to the queue, one that may have arrived is recorded as
+// unconfirmed, and any other step is abandoned with its lease, which
+// expires and lets another worker take it.
 func (p *Pipeline) Stop(ctx context.Context) {
+	// Workers stop taking jobs at once, while the cron finishes its run.
+	p.draining.Store(true)
 	p.StopCron(ctx)
 	if p.stop == nil {
 		return
@@ -179,9 +185,6 @@ func (p *Pipeline) Stop(ctx context.Context) {
 		p.wg.Wait()
 		close(done)
 	}()
-	// Workers check for the stop between steps; give in-flight steps until
-	// ctx ends, then cancel them.
-	p.draining.Store(true)
 	select {
 	case <-done:
 	case <-ctx.Done():

@@ -84,6 +84,12 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 	snapshot := map[string]any{"original_url": m.URL, "original_alt": m.Alt, "original_position": m.Position,
 		"original_filename": fileName(m.URL), "variant_ids": variantJSON(variants), "product_title": text.Truncate(product.Title, 500)}
 
+	// A process that is stopping starts no submission it might not see
+	// through: the job stays queued for the next worker.
+	if p.draining.Load() {
+		return l.release(ctx, map[string]any{}, ptr(ms(p.now())), "")
+	}
+
 	// Reserve the price against the month's budget under the shop's lock,
 	// so concurrent workers cannot overspend.
 	now := p.now()
@@ -129,15 +135,7 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 		CallbackURL: p.o.AppURL + "/rtb/callback/" + p.o.Signer.Token(j.ID),
 	})
 	if err != nil {
-		if rtb.MaybeSubmitted(err) {
-			// Unknown outcome: it may have been accepted and billed.
-			return l.release(ctx, map[string]any{"error": uncertainSubmission}, nil, "submission uncertain: "+err.Error())
-		}
-		// Known not accepted: give the budget back and retry or fail.
-		if uerr := l.update(ctx, map[string]any{"submit_started_at": nil, "submit_month": nil, "state": models.JobRetrying}, ""); uerr != nil {
-			return uerr
-		}
-		return p.fail(ctx, l, err, submitFailureMessage(err))
+		return p.notSubmitted(ctx, l, err)
 	}
 	return p.submitted(ctx, l, ticket)
 }

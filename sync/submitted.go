@@ -9,11 +9,40 @@ import (
 	"gorm.io/gorm"
 
 	"rtbshopify/models"
+	"rtbshopify/rtb"
 )
 
 // uncertainSubmission is what the merchant reads on a job whose submission
 // may or may not have been accepted (and billed).
 const uncertainSubmission = "Remove The Background did not confirm the submission. If it accepted the image, its delivery completes this job by itself; otherwise Retry resubmits it."
+
+// notSubmitted records a submission that brought no ticket back. What it
+// records is written even when the worker is stopping (its context is
+// cancelled): otherwise the job would stay submitting and look unconfirmed.
+func (p *Pipeline) notSubmitted(ctx context.Context, l *lease, err error) error {
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeAfterStop)
+	defer cancel()
+	if rtb.MaybeSubmitted(err) {
+		// Unknown outcome: it may have been accepted and billed.
+		return l.release(wctx, map[string]any{"error": uncertainSubmission}, nil, "submission uncertain: "+err.Error())
+	}
+	// Known not accepted: give the budget back.
+	unpaid := map[string]any{"submit_started_at": nil, "submit_month": nil}
+	if ctx.Err() != nil {
+		// Stopped before a byte left: queued again as if never claimed.
+		unpaid["state"] = models.JobQueued
+		return l.release(wctx, unpaid, ptr(ms(p.now())), "stopped before the submission left; queued again")
+	}
+	unpaid["state"] = models.JobRetrying
+	if uerr := l.update(wctx, unpaid, ""); uerr != nil {
+		return uerr
+	}
+	return p.fail(ctx, l, err, submitFailureMessage(err))
+}
+
+// writeAfterStop bounds the database writes that record a submission's
+// outcome after the worker was told to stop.
+const writeAfterStop = 5 * time.Second
 
 // submitted records the ticket of an accepted submission. The ticket is
 // the only proof of a paid image, so it is kept whatever happened to the
@@ -21,9 +50,9 @@ const uncertainSubmission = "Remove The Background did not confirm the submissio
 // cancelled with its ticket (a reinstall finishes it), and if the lease
 // was lost the ticket is still written onto the job's submission.
 func (p *Pipeline) submitted(ctx context.Context, l *lease, ticket string) error {
-	// The call may have ended because the worker is stopping; the ticket
-	// must be written all the same.
-	ctx = context.WithoutCancel(ctx)
+	// The worker may be stopping; the ticket must be written all the same.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeAfterStop)
+	defer cancel()
 	fields := map[string]any{"state": models.JobAwaitingRTB, "ticket": ticket, "submitted_at": p.now()}
 	msg := "submitted, ticket " + ticket
 	var shop models.Shop

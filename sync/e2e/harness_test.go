@@ -57,7 +57,10 @@ type harnessOptions struct {
 	template  string
 	tune      func(*imgsync.Options)
 	rtb       func(*rtbtest.Options)
-	noStart   bool
+	// rtbHTTP, when set, is the HTTP client the app calls Remove The
+	// Background with.
+	rtbHTTP *http.Client
+	noStart bool
 }
 
 func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
@@ -99,7 +102,7 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 		if ho.tune != nil {
 			ho.tune(o)
 		}
-	}, nil)
+	}, nil, ho.rtbHTTP)
 	go app.HTTP.Listener(ln)
 	t.Cleanup(func() { app.HTTP.Shutdown() })
 	h := &harness{t: t, db: db, store: store, rtb: fakeRTB, app: app, url: appURL, cfg: cfg, log: log}
@@ -129,8 +132,9 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 
 // buildApp connects the app's parts as the composition root in main.go
 // does, from a test's configuration; tune adjusts the pipeline's options,
-// pages, when set, mounts the admin UI.
-func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.Options), pages func(*fiber.App, *shopify.App)) *web.App {
+// pages, when set, mounts the admin UI; rtbHTTP, when set, is the client
+// for Remove The Background.
+func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.Options), pages func(*fiber.App, *shopify.App), rtbHTTP *http.Client) *web.App {
 	t.Helper()
 	sealer, err := models.NewSealer(cfg.EncryptionKeys)
 	if err != nil {
@@ -140,7 +144,7 @@ func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tu
 	if err != nil {
 		t.Fatal(err)
 	}
-	rtbClient, err := rtb.NewClient(cfg.RTBBaseURL, cfg.RTBFilesBaseURL, nil)
+	rtbClient, err := rtb.NewClient(cfg.RTBBaseURL, cfg.RTBFilesBaseURL, rtbHTTP)
 	if err != nil {
 		t.Fatal(err)
 	}
