@@ -1,0 +1,483 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/rtb/rtbtest"
+	"rtbshopify/shopify/shopifytest"
+)
+
+// buildBinary compiles the app once per test binary run.
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+func appBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "rtbshopify-bin-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(buildDir, "rtbshopify")
+		cmd := exec.Command("go", "build", "-ldflags", "-X main.version=replicas-test", "-o", binPath, ".")
+		cmd.Dir = repoRoot
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// cluster is N real `rtbshopify serve` processes on one database, with the
+// fake Shopify store and fake Remove The Background in this process, and a
+// round-robin proxy at APP_URL standing in for the load balancer.
+type cluster struct {
+	t       *testing.T
+	bin     string
+	dir     string
+	dbURL   string
+	db      *gorm.DB
+	store   *shopifytest.Store
+	rtb     *rtbtest.Server
+	proxy   *httptest.Server
+	shop    string
+	rtbMail string
+	rtbKey  string
+	apiKey  string
+	secret  string
+	keys    string // ENCRYPTION_KEYS
+	extra   map[string]string
+
+	mu    sync.Mutex
+	nodes []*node
+	rr    atomic.Uint64
+}
+
+// node is one serve process.
+type node struct {
+	n    int
+	cmd  *exec.Cmd
+	url  string
+	log  string
+	dead atomic.Bool
+	done chan error
+	// shopify is this replica's own way to the fake store, so the test can
+	// stop it in the middle of a write-back.
+	shopify *httptest.Server
+	gate    gate
+}
+
+// gate holds one Admin API mutation of a replica once armed: the request
+// never reaches the store, and the replica waits for an answer that
+// never comes, holding its job's lease, until the test kills it.
+type gate struct {
+	armed   atomic.Bool
+	held    chan string   // receives the held mutation's operation
+	release chan struct{} // closed to let the held request fail
+}
+
+type clusterOptions struct {
+	rtbNew, rtbProduction, rtbQuality time.Duration
+	extraEnv                          map[string]string
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newKey(id string) string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return id + ":" + base64.StdEncoding.EncodeToString(b)
+}
+
+// newCluster prepares the database (migrated, as `migrate` does before a
+// rollout) and the fakes; start adds processes.
+func newCluster(t *testing.T, dbURL string, o clusterOptions) *cluster {
+	t.Helper()
+	c := &cluster{
+		t: t, bin: appBinary(t), dir: t.TempDir(), dbURL: dbURL,
+		shop: "replicas-" + randHex(3) + ".myshopify.com", rtbMail: "ops@example.com", rtbKey: randHex(16),
+		apiKey: "replicas-" + randHex(6), secret: randHex(16), keys: newKey("k1"), extra: o.extraEnv,
+	}
+	if out, err := c.run("migrate"); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+	db, err := models.Open(context.Background(), dbURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { models.Close(db) })
+	c.db = db
+	c.store = shopifytest.New(shopifytest.Options{APIKey: c.apiKey, APISecret: c.secret, MediaProcessingDelay: 50 * time.Millisecond})
+	c.store.AddShop(c.shop)
+	t.Cleanup(c.store.Close)
+	c.rtb = rtbtest.New(rtbtest.Options{
+		Accounts: map[string]string{c.rtbMail: c.rtbKey},
+		NewFor:   o.rtbNew, ProductionFor: o.rtbProduction, QualityCheckFor: o.rtbQuality,
+		TickInterval: 50 * time.Millisecond, CallbackRetry: []time.Duration{300 * time.Millisecond, time.Second},
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	t.Cleanup(c.rtb.Close)
+	c.proxy = httptest.NewServer(http.HandlerFunc(c.forward))
+	t.Cleanup(c.proxy.Close)
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+// env is every serve process's configuration.
+func (c *cluster) env(listen, shopifyURL string) []string {
+	m := map[string]string{
+		"LISTEN_ADDR":             listen,
+		"APP_URL":                 c.proxy.URL,
+		"DATABASE_URL":            c.dbURL,
+		"SHOPIFY_API_KEY":         c.apiKey,
+		"SHOPIFY_API_SECRET":      c.secret,
+		"SHOPIFY_ADMIN_BASE_URL":  shopifyURL,
+		"RTB_BASE_URL":            c.rtb.BaseURL(),
+		"RTB_FILES_BASE_URL":      c.rtb.URL() + "/",
+		"ALLOW_PRIVATE_DOWNLOADS": "true",
+		"ENCRYPTION_KEYS":         c.keys,
+		"WORKERS":                 "2",
+		"LOG_FORMAT":              "json",
+		"LOG_LEVEL":               "info",
+	}
+	known := configVars()
+	for k, v := range c.extra {
+		if known[k] { // settings that exist in this version of config
+			m[k] = v
+		}
+	}
+	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.dir}
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// run runs a one-shot command (migrate, rotate-keys) with the cluster's
+// configuration and returns its standard output.
+func (c *cluster) run(args ...string) (string, error) {
+	cmd := exec.Command(c.bin, args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + c.dbURL, "ENCRYPTION_KEYS=" + c.keys, "LOG_FORMAT=text"}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String() + errb.String(), err
+	}
+	return out.String(), nil
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// start launches n more serve processes and waits until each is ready.
+func (c *cluster) start(n int) []*node {
+	c.t.Helper()
+	var started []*node
+	for range n {
+		addr := freePort(c.t)
+		c.mu.Lock()
+		nd := &node{n: len(c.nodes) + 1, url: "http://" + addr, done: make(chan error, 1),
+			gate: gate{held: make(chan string, 1), release: make(chan struct{})}}
+		nd.shopify = httptest.NewServer(c.toStore(nd))
+		c.t.Cleanup(nd.shopify.Close)
+		c.t.Cleanup(nd.releaseHeld)
+		nd.log = filepath.Join(c.dir, fmt.Sprintf("replica-%d-%d.log", nd.n, time.Now().UnixNano()))
+		c.nodes = append(c.nodes, nd)
+		c.mu.Unlock()
+		f, err := os.Create(nd.log)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		nd.cmd = exec.Command(c.bin, "serve")
+		nd.cmd.Env = c.env(addr, nd.shopify.URL)
+		nd.cmd.Stdout, nd.cmd.Stderr = f, f
+		if err := nd.cmd.Start(); err != nil {
+			c.t.Fatal(err)
+		}
+		go func() { nd.done <- nd.cmd.Wait(); f.Close() }()
+		started = append(started, nd)
+	}
+	for _, nd := range started {
+		c.waitReady(nd)
+	}
+	return started
+}
+
+func (c *cluster) waitReady(nd *node) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(nd.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case err := <-nd.done:
+			c.t.Fatalf("replica %d exited before it was ready: %v\n%s", nd.n, err, tail(nd.log))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	c.t.Fatalf("replica %d not ready within 30 s\n%s", nd.n, tail(nd.log))
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// kill ends a replica with SIGKILL: no shutdown, leases left behind.
+func (c *cluster) kill(nd *node) {
+	nd.dead.Store(true)
+	nd.cmd.Process.Signal(syscall.SIGKILL)
+	<-nd.done
+}
+
+// stop ends a replica with SIGTERM and wants a clean exit.
+func (c *cluster) stop(nd *node) {
+	c.t.Helper()
+	if nd.dead.Swap(true) {
+		return
+	}
+	nd.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-nd.done:
+		if err != nil {
+			c.t.Errorf("replica %d exited with %v on SIGTERM\n%s", nd.n, err, tail(nd.log))
+		}
+	case <-time.After(20 * time.Second):
+		nd.cmd.Process.Kill()
+		c.t.Errorf("replica %d did not stop within 20 s of SIGTERM", nd.n)
+	}
+}
+
+func (c *cluster) stopAll() {
+	c.mu.Lock()
+	nodes := append([]*node(nil), c.nodes...)
+	c.mu.Unlock()
+	for _, nd := range nodes {
+		c.stop(nd)
+	}
+}
+
+// live lists the replicas still running.
+func (c *cluster) live() []*node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*node
+	for _, nd := range c.nodes {
+		if !nd.dead.Load() {
+			out = append(out, nd)
+		}
+	}
+	return out
+}
+
+// forward is the load balancer: round-robin over the live replicas, and
+// on a refused connection the next one (as a health-checked balancer does).
+func (c *cluster) forward(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	live := c.live()
+	start := int(c.rr.Add(1))
+	for i := range live {
+		nd := live[(start+i)%len(live)]
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, nd.url+r.URL.RequestURI(), bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+		return
+	}
+	http.Error(w, "no replica answers", http.StatusBadGateway)
+}
+
+// toStore forwards a replica's Shopify requests to the fake store as they
+// are (the Host header names the shop), holding one mutation when armed.
+func (c *cluster) toStore(nd *node) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost && bytes.Contains(body, []byte("mutation")) && nd.gate.armed.CompareAndSwap(true, false) {
+			op := "mutation"
+			if m := mutationName.FindSubmatch(body); m != nil {
+				op = "mutation " + string(m[1])
+			}
+			nd.gate.held <- op
+			select {
+			case <-nd.gate.release:
+			case <-r.Context().Done():
+			}
+			http.Error(w, "held", http.StatusServiceUnavailable)
+			return
+		}
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, c.store.URL()+r.URL.RequestURI(), bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		req.Host = r.Host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+}
+
+var mutationName = regexp.MustCompile(`mutation\s+(\w+)`)
+
+func (nd *node) releaseHeld() {
+	select {
+	case <-nd.gate.release:
+	default:
+		close(nd.gate.release)
+	}
+}
+
+// api calls the app's JSON API through the load balancer with a fresh
+// session token, as the embedded admin page does.
+func (c *cluster) api(method, path string, in, out any) {
+	c.t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.proxy.URL+path, body)
+	req.Header.Set("Authorization", "Bearer "+c.store.SessionToken(c.shop, time.Minute))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		c.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			c.t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+}
+
+// install installs the shop (token exchange on the first API call) and
+// saves settings that process every image in replace mode.
+func (c *cluster) install() {
+	c.t.Helper()
+	c.api(http.MethodGet, "/api/settings", nil, nil)
+	c.api(http.MethodPut, "/api/settings", map[string]any{
+		"enabled":       true,
+		"rtb":           map[string]any{"contactEmail": c.rtbMail, "contactApiKey": c.rtbKey},
+		"templateId":    "2000045",
+		"imageScope":    "all",
+		"writeMode":     "replace",
+		"deliveryHours": 24,
+		"monthlyBudget": "",
+	}, nil)
+}
+
+// webhook sends a signed products/* webhook for a product straight to one
+// replica (Shopify's deliveries land on whichever replica the balancer
+// picks; here the test picks, to spread them).
+func (c *cluster) webhook(nd *node, topic, productID string) {
+	c.t.Helper()
+	resp, err := c.store.SendWebhook(context.Background(), nd.url+"/webhooks", c.shop, topic, c.store.ProductWebhookPayload(c.shop, productID))
+	if err != nil {
+		c.t.Errorf("%s to replica %d: %v", topic, nd.n, err)
+		return
+	}
+	if resp.StatusCode != http.StatusOK {
+		c.t.Errorf("%s to replica %d: %d", topic, nd.n, resp.StatusCode)
+	}
+}
+
+func (c *cluster) jobs() []models.ImageJob {
+	var jobs []models.ImageJob
+	if err := c.db.Order("id").Find(&jobs).Error; err != nil {
+		c.t.Fatal(err)
+	}
+	return jobs
+}
+
+// states counts jobs by state, printed in a stable order.
+func states(jobs []models.ImageJob) string {
+	m := map[string]int{}
+	for _, j := range jobs {
+		m[j.State]++
+	}
+	var parts []string
+	for s, n := range m {
+		parts = append(parts, fmt.Sprintf("%s=%d", s, n))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,371 @@
+package deploy
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"image/color"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"rtbshopify/models"
+	"rtbshopify/models/modelstest"
+	"rtbshopify/shopify/shopifytest"
+)
+
+// -replicas.long runs the replicas test with a bigger catalogue.
+var longReplicas = flag.Bool("replicas.long", false, "replicas test: 60 products instead of 12")
+
+// product is a sample product and what its gallery must look like after.
+type product struct {
+	rec      *shopifytest.ProductRecord
+	alts     []string
+	variants map[string]int // variant id → index of the media it showed
+}
+
+func createProducts(t *testing.T, c *cluster, from, n int) []*product {
+	t.Helper()
+	var out []*product
+	for i := from; i < from+n; i++ {
+		np := shopifytest.NewProduct{Title: fmt.Sprintf("Replica product %02d ✓", i+1), ProductType: "Shirts", Vendor: "Acme"}
+		images := 1 + i%2
+		p := &product{variants: map[string]int{}}
+		for k := range images {
+			alt := fmt.Sprintf("photo %d of product %d — 写真", k+1, i+1)
+			np.Images = append(np.Images, shopifytest.NewImage{
+				Filename: fmt.Sprintf("p%02d-%d.jpg", i+1, k+1), Alt: alt,
+				Data: shopifytest.SampleJPEG(48+k, 40, color.RGBA{uint8(30 * k), uint8(9 * i), 200, 255}),
+			})
+			p.alts = append(p.alts, alt)
+			if images > 1 {
+				np.Variants = append(np.Variants, shopifytest.NewVariant{Title: fmt.Sprintf("Size %d", k+1), ImageIndex: k})
+			}
+		}
+		rec, err := c.store.CreateProduct(c.shop, np)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.rec = rec
+		for k, v := range rec.VariantIDs {
+			if images > 1 {
+				p.variants[v] = k
+			}
+		}
+		out = append(out, p)
+	}
+	// Webhooks about media still processing would be looked at only later.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, p := range out {
+		for ready := false; !ready && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			ready = true
+			for _, m := range c.store.Product(c.shop, p.rec.ID).Media {
+				ready = ready && m.Status == "READY"
+			}
+		}
+	}
+	return out
+}
+
+// sendWebhooks spreads each product's products/create over the live
+// replicas and sends a products/update for the same product to another one
+// at the same time, as Shopify does when a merchant edits right away.
+func sendWebhooks(t *testing.T, c *cluster, ps []*product, offset int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i, p := range ps {
+		live := c.live()
+		a, b := live[(i+offset)%len(live)], live[(i+offset+1)%len(live)]
+		wg.Add(2)
+		go func() { defer wg.Done(); c.webhook(a, "products/create", p.rec.ID) }()
+		go func() { defer wg.Done(); c.webhook(b, "products/update", p.rec.ID) }()
+	}
+	wg.Wait()
+}
+
+func TestReplicasShareOneDatabase(t *testing.T) {
+	if os.Getenv(modelstest.MySQLEnv) == "" {
+		t.Skip("needs " + modelstest.MySQLEnv + ": several processes share one MySQL/MariaDB database (SQLite is one process's file)")
+	}
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	products := 12
+	if *longReplicas {
+		products = 60
+	}
+	c := newCluster(t, modelstest.NewURL(t, "mysql"), clusterOptions{
+		rtbNew: 300 * time.Millisecond, rtbProduction: 700 * time.Millisecond, rtbQuality: 300 * time.Millisecond,
+		// Where this version of config reads them, shorten the periods so
+		// several cron periods fall inside the run.
+		extraEnv: map[string]string{"RECONCILE_INTERVAL": "5s", "RTB_POLL_INTERVAL": "5s"},
+	})
+	began := time.Now()
+	nodes := c.start(3)
+	c.install()
+
+	half := products / 2
+	before := createProducts(t, c, 0, half)
+	sendWebhooks(t, c, before, 0)
+
+	// Kill a replica mid-run, in the middle of a write-back: once some
+	// images are written back, the victim's next Admin API mutation is held
+	// (it never reaches the store), and the replica is killed while it
+	// waits for the answer, its job leased and its product locked.
+	victim := nodes[1]
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		done := 0
+		for _, j := range c.jobs() {
+			if j.State == models.JobDone {
+				done++
+			}
+		}
+		if done >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no image written back within 60 s: %s", states(c.jobs()))
+		}
+	}
+	victim.gate.armed.Store(true)
+	var heldOp string
+	select {
+	case heldOp = <-victim.gate.held:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("replica %d sent no write-back mutation within 60 s: %s", victim.n, states(c.jobs()))
+	}
+	c.kill(victim)
+	killedAt := time.Now()
+	victim.releaseHeld()
+	jobs := c.jobs()
+	leased := 0
+	for _, j := range jobs {
+		if j.LeaseOwner != nil {
+			leased++
+		}
+	}
+	atKill := fmt.Sprintf("%s, %d leased; its %s held", states(jobs), leased, heldOp)
+	t.Logf("SIGKILL replica %d at %.1fs; jobs then: %s", victim.n, killedAt.Sub(began).Seconds(), atKill)
+
+	// The rest of the catalogue arrives after the kill, on the survivors.
+	after := createProducts(t, c, half, products-half)
+	sendWebhooks(t, c, after, 0)
+	all := append(before, after...)
+	images := 0
+	for _, p := range all {
+		images += len(p.rec.MediaIDs)
+	}
+
+	// Settle: every job done. A job the dead replica was submitting has an
+	// unknown outcome and is never resubmitted by itself; when Remove The
+	// Background never received it, the merchant's Retry is what sends it.
+	retried := 0
+	var settled time.Time
+	for deadline := time.Now().Add(200 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		jobs := c.jobs()
+		done := 0
+		for _, j := range jobs {
+			switch {
+			case j.State == models.JobDone:
+				done++
+			case j.State == models.JobSubmitting && j.LeaseOwner == nil && j.Ticket == nil && !c.submitted(j):
+				c.api(http.MethodPost, fmt.Sprintf("/api/jobs/%d/retry", j.ID), nil, nil)
+				retried++
+			case j.State == models.JobFailed:
+				t.Fatalf("job %d failed: %s", j.ID, j.Error)
+			}
+		}
+		if len(jobs) == images && done == images {
+			settled = time.Now()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not settled 200 s after the kill: %d images, jobs %s\n%s", images, states(jobs), describeJobs(jobs))
+		}
+	}
+
+	jobs = c.jobs()
+	checkSubmittedOnce(t, c, jobs)
+	checkGalleries(t, c, all, jobs)
+	periods := checkCronOnce(t, c)
+
+	took := settled.Sub(killedAt)
+	report := fmt.Sprintf("replicas: 3 serve processes on one MariaDB database, replica %d killed with SIGKILL at %.1fs (jobs then: %s)\n"+
+		"  jobs: %d (%d products), all done; %s\n"+
+		"  submissions to Remove The Background: %d, one per job (%d resubmitted by an explicit Retry after the kill)\n"+
+		"  galleries: %d products exactly as expected (same order, alt text and variant links, processed bytes)\n"+
+		"  cron periods: %s\n"+
+		"  settled %.1fs after the kill (%.1fs in all)",
+		victim.n, killedAt.Sub(began).Seconds(), atKill, len(jobs), len(all), states(jobs), len(c.rtb.Jobs()), retried, len(all), periods,
+		took.Seconds(), settled.Sub(began).Seconds())
+	t.Log(report)
+	fmt.Println(report)
+}
+
+// submitted reports whether Remove The Background ever received the job.
+func (c *cluster) submitted(j models.ImageJob) bool {
+	for _, r := range c.rtb.Jobs() {
+		if strings.Contains(r.CallbackURL, "/rtb/callback/") && r.ImageURL == j.OriginalURL {
+			return true
+		}
+	}
+	return false
+}
+
+func describeJobs(jobs []models.ImageJob) string {
+	var b strings.Builder
+	for _, j := range jobs {
+		if j.State != models.JobDone {
+			fmt.Fprintf(&b, "  job %d %s step=%q lease=%v error=%q\n", j.ID, j.State, j.Step, j.LeaseOwner != nil, j.Error)
+		}
+	}
+	return b.String()
+}
+
+// checkSubmittedOnce: every job's image went to Remove The Background
+// exactly once, and every submission belongs to a job.
+func checkSubmittedOnce(t *testing.T, c *cluster, jobs []models.ImageJob) {
+	t.Helper()
+	byTicket := map[string]bool{}
+	for _, j := range jobs {
+		if j.Ticket == nil {
+			t.Errorf("job %d is done without a ticket", j.ID)
+			continue
+		}
+		byTicket[*j.Ticket] = true
+	}
+	perImage := map[string]int{}
+	for _, r := range c.rtb.Jobs() {
+		perImage[r.ImageURL]++
+		if !byTicket[r.Ticket] {
+			t.Errorf("ticket %s was submitted but belongs to no job", r.Ticket)
+		}
+	}
+	for _, j := range jobs {
+		if n := perImage[j.OriginalURL]; n != 1 {
+			t.Errorf("job %d's image was submitted %d times", j.ID, n)
+		}
+	}
+	if len(c.rtb.Jobs()) != len(jobs) {
+		t.Errorf("%d submissions for %d jobs", len(c.rtb.Jobs()), len(jobs))
+	}
+}
+
+// checkGalleries: each product shows, in the original order, the processed
+// image in place of each original with its alt text, and each variant still
+// shows the image at the position it showed before; nothing else.
+func checkGalleries(t *testing.T, c *cluster, ps []*product, jobs []models.ImageJob) {
+	t.Helper()
+	byMedia := map[string]models.ImageJob{}
+	for _, j := range jobs {
+		byMedia[j.MediaID] = j
+	}
+	files, _ := url.Parse(c.rtb.URL() + "/")
+	for _, p := range ps {
+		snap := c.store.Product(c.shop, p.rec.ID)
+		if len(snap.Media) != len(p.rec.MediaIDs) {
+			t.Errorf("%s has %d media, want %d", p.rec.ID, len(snap.Media), len(p.rec.MediaIDs))
+			continue
+		}
+		for k, orig := range p.rec.MediaIDs {
+			j, ok := byMedia[orig]
+			if !ok {
+				t.Errorf("%s image %d has no job", p.rec.ID, k+1)
+				continue
+			}
+			m := snap.Media[k]
+			if m.Alt != p.alts[k] || m.Status != "READY" {
+				t.Errorf("%s position %d: alt %q status %s, want alt %q READY", p.rec.ID, k+1, m.Alt, m.Status, p.alts[k])
+			}
+			ref, _ := url.Parse(j.FinalImageURL)
+			want := fetch(t, files.ResolveReference(ref).String())
+			if !bytes.Equal(m.Data, want) {
+				t.Errorf("%s position %d does not hold the processed image of job %d", p.rec.ID, k+1, j.ID)
+			}
+		}
+		for _, v := range snap.Variants {
+			k, linked := p.variants[v.ID]
+			if !linked {
+				continue
+			}
+			if len(v.MediaIDs) != 1 || v.MediaIDs[0] != snap.Media[k].ID {
+				t.Errorf("%s variant %s shows %v, want the image at position %d (%s)", p.rec.ID, v.Title, v.MediaIDs, k+1, snap.Media[k].ID)
+			}
+		}
+	}
+}
+
+func fetch(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", u, resp.StatusCode)
+	}
+	return b
+}
+
+// checkCronOnce: each cron job ran at most once per period across the
+// replicas, finished without error, and no period between a job's first
+// and last run was skipped.
+func checkCronOnce(t *testing.T, c *cluster) string {
+	t.Helper()
+	var runs []models.CronRun
+	if err := c.db.Order("name, period").Find(&runs).Error; err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string][]models.CronRun{}
+	seen := map[string]int{}
+	for _, r := range runs {
+		seen[r.Name+" "+r.Period]++
+		byName[r.Name] = append(byName[r.Name], r)
+		if r.FinishedAt == nil || r.Error != "" {
+			t.Errorf("cron %s %s (owner %s): finished %v, error %q", r.Name, r.Period, r.Owner, r.FinishedAt, r.Error)
+		}
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("cron period %s ran %d times", k, n)
+		}
+	}
+	var names []string
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var parts []string
+	for _, name := range names {
+		rs := byName[name]
+		owners := map[string]bool{}
+		for i, r := range rs {
+			owners[r.Owner] = true
+			if i == 0 {
+				continue
+			}
+			prev, err1 := time.Parse(time.RFC3339, rs[i-1].Period)
+			cur, err2 := time.Parse(time.RFC3339, r.Period)
+			if err1 == nil && err2 == nil && i >= 2 {
+				step, _ := time.Parse(time.RFC3339, rs[1].Period)
+				first, _ := time.Parse(time.RFC3339, rs[0].Period)
+				if cur.Sub(prev) != step.Sub(first) {
+					t.Errorf("cron %s skipped a period between %s and %s", name, rs[i-1].Period, r.Period)
+				}
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %d period(s) once each by %d replica(s)", name, len(rs), len(owners)))
+	}
+	if len(runs) == 0 {
+		parts = append(parts, "none fell inside the run")
+	}
+	return strings.Join(parts, "; ")
+}
