@@ -92,6 +92,11 @@ type cluster struct {
 	mu    sync.Mutex
 	nodes []*node
 	rr    atomic.Uint64
+
+	// holdAt > 0 holds the holdAt-th Admin API mutation of the cluster.
+	holdAt    atomic.Int64
+	mutations atomic.Int64
+	held      chan heldCall
 }
 
 // node is one serve process.
@@ -105,16 +110,15 @@ type node struct {
 	// shopify is this replica's own way to the fake store, so the test can
 	// stop it in the middle of a write-back.
 	shopify *httptest.Server
-	gate    gate
+	release chan struct{} // closed to let a held request fail
 }
 
-// gate holds one Admin API mutation of a replica once armed: the request
-// never reaches the store, and the replica waits for an answer that
-// never comes, holding its job's lease, until the test kills it.
-type gate struct {
-	armed   atomic.Bool
-	held    chan string   // receives the held mutation's operation
-	release chan struct{} // closed to let the held request fail
+// heldCall is an Admin API mutation the test holds: it never reaches the
+// store, and its replica waits for an answer that never comes, holding its
+// job's lease, until the test kills it.
+type heldCall struct {
+	node *node
+	op   string
 }
 
 type clusterOptions struct {
@@ -142,6 +146,7 @@ func newCluster(t *testing.T, dbURL string, o clusterOptions) *cluster {
 		t: t, bin: appBinary(t), dir: t.TempDir(), dbURL: dbURL,
 		shop: "replicas-" + randHex(3) + ".myshopify.com", rtbMail: "ops@example.com", rtbKey: randHex(16),
 		apiKey: "replicas-" + randHex(6), secret: randHex(16), keys: newKey("k1"), extra: o.extraEnv,
+		held: make(chan heldCall, 1),
 	}
 	if out, err := c.run("migrate"); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
@@ -229,8 +234,7 @@ func (c *cluster) start(n int) []*node {
 	for range n {
 		addr := freePort(c.t)
 		c.mu.Lock()
-		nd := &node{n: len(c.nodes) + 1, url: "http://" + addr, done: make(chan error, 1),
-			gate: gate{held: make(chan string, 1), release: make(chan struct{})}}
+		nd := &node{n: len(c.nodes) + 1, url: "http://" + addr, done: make(chan error, 1), release: make(chan struct{})}
 		nd.shopify = httptest.NewServer(c.toStore(nd))
 		c.t.Cleanup(nd.shopify.Close)
 		c.t.Cleanup(nd.releaseHeld)
@@ -361,14 +365,14 @@ func (c *cluster) forward(w http.ResponseWriter, r *http.Request) {
 func (c *cluster) toStore(nd *node) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.Method == http.MethodPost && bytes.Contains(body, []byte("mutation")) && nd.gate.armed.CompareAndSwap(true, false) {
+		if r.Method == http.MethodPost && bytes.Contains(body, []byte("mutation")) && c.mutations.Add(1) == c.holdAt.Load() {
 			op := "mutation"
 			if m := mutationName.FindSubmatch(body); m != nil {
 				op = "mutation " + string(m[1])
 			}
-			nd.gate.held <- op
+			c.held <- heldCall{node: nd, op: op}
 			select {
-			case <-nd.gate.release:
+			case <-nd.release:
 			case <-r.Context().Done():
 			}
 			http.Error(w, "held", http.StatusServiceUnavailable)
@@ -395,9 +399,9 @@ var mutationName = regexp.MustCompile(`mutation\s+(\w+)`)
 
 func (nd *node) releaseHeld() {
 	select {
-	case <-nd.gate.release:
+	case <-nd.release:
 	default:
-		close(nd.gate.release)
+		close(nd.release)
 	}
 }
 

@@ -107,39 +107,25 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		extraEnv: map[string]string{"RECONCILE_INTERVAL": "5s", "RTB_POLL_INTERVAL": "5s"},
 	})
 	began := time.Now()
-	nodes := c.start(3)
+	c.start(3)
 	c.install()
 
 	half := products / 2
+	// Kill a replica mid-run, in the middle of a write-back: the cluster's
+	// fourth Admin API mutation (by then an image or two is written back)
+	// is held, never reaching the store, and the replica that sent it is
+	// killed while it waits for the answer, its job leased and its
+	// product locked.
+	c.holdAt.Store(4)
 	before := createProducts(t, c, 0, half)
 	sendWebhooks(t, c, before, 0)
-
-	// Kill a replica mid-run, in the middle of a write-back: once some
-	// images are written back, the victim's next Admin API mutation is held
-	// (it never reaches the store), and the replica is killed while it
-	// waits for the answer, its job leased and its product locked.
-	victim := nodes[1]
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		done := 0
-		for _, j := range c.jobs() {
-			if j.State == models.JobDone {
-				done++
-			}
-		}
-		if done >= 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no image written back within 60 s: %s", states(c.jobs()))
-		}
-	}
-	victim.gate.armed.Store(true)
-	var heldOp string
+	var held heldCall
 	select {
-	case heldOp = <-victim.gate.held:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("replica %d sent no write-back mutation within 60 s: %s", victim.n, states(c.jobs()))
+	case held = <-c.held:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("no fourth write-back mutation within 90 s: %s", states(c.jobs()))
 	}
+	victim, heldOp := held.node, held.op
 	c.kill(victim)
 	killedAt := time.Now()
 	victim.releaseHeld()
