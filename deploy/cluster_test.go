@@ -208,6 +208,7 @@ func (c *cluster) env(listen, shopifyURL string) []string {
 func (c *cluster) run(args ...string) (string, error) {
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + c.dbURL, "ENCRYPTION_KEYS=" + c.keys, "LOG_FORMAT=text"}
+	cmd.Dir = c.dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -247,6 +248,7 @@ func (c *cluster) start(n int) []*node {
 		}
 		nd.cmd = exec.Command(c.bin, "serve")
 		nd.cmd.Env = c.env(addr, nd.shopify.URL)
+		nd.cmd.Dir = c.dir // no .env of the developer's working directory
 		nd.cmd.Stdout, nd.cmd.Stderr = f, f
 		if err := nd.cmd.Start(); err != nil {
 			c.t.Fatal(err)
