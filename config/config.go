@@ -22,6 +22,9 @@ const (
 	DefaultAPIVersion  = "2026-10"
 	DefaultRTBBaseURL  = "http://api.removethebackground.com/REST.svc"
 	DefaultWorkers     = 4
+	// DefaultShopConcurrency is how many of one shop's jobs the whole
+	// deployment works on at once.
+	DefaultShopConcurrency = 2
 )
 
 // Key is one encryption key from ENCRYPTION_KEYS.
@@ -46,8 +49,12 @@ type Config struct {
 	EncryptionKeys           []Key
 	AllowPrivateDownloads    bool
 	Workers                  int
-	LogLevel                 slog.Level
-	LogFormat                string
+	// ShopConcurrency caps the jobs of one shop worked on at once across
+	// every replica (SHOP_CONCURRENCY): a shop's Admin API rate limit is
+	// per shop, not per process.
+	ShopConcurrency int
+	LogLevel        slog.Level
+	LogFormat       string
 }
 
 // FieldError says which variable is wrong and how.
@@ -106,6 +113,10 @@ func Load(getenv func(string) string) (Config, error) {
 	workers := get("WORKERS", strconv.Itoa(DefaultWorkers))
 	if c.Workers, err = strconv.Atoi(workers); err != nil {
 		errs = append(errs, &FieldError{"WORKERS", fmt.Sprintf("%q is not a whole number", workers)})
+	}
+	perShop := get("SHOP_CONCURRENCY", strconv.Itoa(DefaultShopConcurrency))
+	if c.ShopConcurrency, err = strconv.Atoi(perShop); err != nil {
+		errs = append(errs, &FieldError{"SHOP_CONCURRENCY", fmt.Sprintf("%q is not a whole number", perShop)})
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, &FieldError{"LOG_LEVEL", "must be debug, info, warn or error"})
@@ -225,6 +236,9 @@ func (c Config) Validate(p Purpose) error {
 	if c.Workers < 1 || c.Workers > 256 {
 		add("WORKERS", fmt.Sprintf("must be between 1 and 256, got %d", c.Workers))
 	}
+	if c.ShopConcurrency < 1 || c.ShopConcurrency > 64 {
+		add("SHOP_CONCURRENCY", fmt.Sprintf("must be between 1 and 64, got %d", c.ShopConcurrency))
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		add("LOG_FORMAT", fmt.Sprintf("must be json or text, got %q", c.LogFormat))
 	}
@@ -306,6 +320,7 @@ func (c Config) attrs() []slog.Attr {
 		slog.String("ENCRYPTION_KEYS", strings.Join(ids, ",")),
 		slog.Bool("ALLOW_PRIVATE_DOWNLOADS", c.AllowPrivateDownloads),
 		slog.Int("WORKERS", c.Workers),
+		slog.Int("SHOP_CONCURRENCY", c.ShopConcurrency),
 		slog.String("LOG_LEVEL", c.LogLevel.String()),
 		slog.String("LOG_FORMAT", c.LogFormat),
 	}

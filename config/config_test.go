@@ -30,7 +30,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.ListenAddr != ":8080" || c.DatabaseURL != "sqlite:rtbshopify.db" || c.ShopifyAPIVersion != "2026-10" ||
-		c.Workers != 4 || c.LogFormat != "json" || c.AllowPrivateDownloads ||
+		c.Workers != 4 || c.ShopConcurrency != 2 || c.LogFormat != "json" || c.AllowPrivateDownloads ||
 		strings.Join(c.ShopifyScopes, ",") != "read_products,write_products,write_files" ||
 		c.RTBBaseURL != "http://api.removethebackground.com/REST.svc" ||
 		c.RTBFilesBaseURL != "http://api.removethebackground.com/" {
@@ -58,6 +58,8 @@ func TestEveryFailureNamesItsVariable(t *testing.T) {
 		{"duplicate key id", "ENCRYPTION_KEYS", goodKey + "," + goodKey},
 		{"workers not a number", "WORKERS", "many"},
 		{"workers zero", "WORKERS", "0"},
+		{"shop concurrency not a number", "SHOP_CONCURRENCY", "few"},
+		{"shop concurrency zero", "SHOP_CONCURRENCY", "0"},
 		{"bad bool", "ALLOW_PRIVATE_DOWNLOADS", "maybe"},
 		{"bad level", "LOG_LEVEL", "loud"},
 		{"bad format", "LOG_FORMAT", "xml"},

@@ -21,7 +21,7 @@ type Shop struct {
 	RefreshToken          string // sealed
 	RefreshTokenExpiresAt *time.Time
 	Scopes                string
-	FairClock             int64 // unix ms: the shop's virtual clock for fair claiming
+	FairClock             int64 // no longer used: a shop's place in the claim order comes from its queued jobs
 	ReconciledAt          *time.Time
 	InstalledAt           *time.Time
 	UninstalledAt         *time.Time
@@ -92,7 +92,8 @@ type ImageJob struct {
 	State            string
 	Attempts         int
 	RunAt            *int64
-	FairKey          int64
+	FairKey          int64  // the job's place in the fair order when it was last queued
+	QueueKey         *int64 // FairKey while the job waits to be claimed, nil otherwise
 	LeaseOwner       *string
 	LeaseUntil       *int64
 	Ticket           *string

@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"path"
@@ -78,6 +77,13 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, 
 		// merchant turns processing on, the backfill picks these up.
 		return res, nil
 	}
+	var keys *queueKeys
+	place := func() (int64, error) {
+		if keys == nil {
+			keys = p.newQueueKeys(tx.WithContext(ctx), p.now())
+		}
+		return keys.next(shop.ID)
+	}
 	for _, c := range cands {
 		if c.MediaID == "" {
 			continue
@@ -89,7 +95,7 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, 
 		case err == nil:
 			res.Known++
 			if reason == "" {
-				revived, err := p.revive(ctx, tx, shop, &existing, c)
+				revived, err := p.revive(ctx, tx, &existing, c, place)
 				if err != nil {
 					return res, err
 				}
@@ -101,7 +107,7 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, 
 		case !errors.Is(err, gorm.ErrRecordNotFound):
 			return res, fmt.Errorf("look up job of %s: %w", c.MediaID, err)
 		}
-		job, err := p.newJob(tx, shop, settings, c, reason)
+		job, err := p.newJob(shop, settings, c, reason, place)
 		if err != nil {
 			return res, err
 		}
@@ -133,7 +139,10 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, 
 	return res, nil
 }
 
-func (p *Pipeline) newJob(tx *gorm.DB, shop *models.Shop, s Settings, c Candidate, reason string) (*models.ImageJob, error) {
+// newJob builds the job of a new image. A job that can run now gets its
+// place in the claim order from place; one whose media is not ready yet
+// gets it when it comes due.
+func (p *Pipeline) newJob(shop *models.Shop, s Settings, c Candidate, reason string, place func() (int64, error)) (*models.ImageJob, error) {
 	now := p.now()
 	job := &models.ImageJob{
 		ShopID: shop.ID, ProductID: c.ProductID, ProductTitle: text.Truncate(c.ProductTitle, 500), MediaID: c.MediaID,
@@ -145,52 +154,16 @@ func (p *Pipeline) newJob(tx *gorm.DB, shop *models.Shop, s Settings, c Candidat
 		job.State, job.Error = models.JobSkipped, reason
 		return job, nil
 	}
-	fair, err := p.fairKey(tx, shop.ID)
+	if !strings.EqualFold(c.Status, "READY") && c.Status != "" {
+		job.RunAt = ptr(ms(now.Add(p.o.MediaRecheck)))
+		return job, nil
+	}
+	key, err := place()
 	if err != nil {
 		return nil, err
 	}
-	job.FairKey = fair
-	job.RunAt = ptr(ms(now))
-	if !strings.EqualFold(c.Status, "READY") && c.Status != "" {
-		job.RunAt = ptr(ms(now.Add(p.o.MediaRecheck)))
-	}
+	job.FairKey, job.QueueKey, job.RunAt = key, &key, ptr(ms(now))
 	return job, nil
-}
-
-// fairKey places a shop's new job in the claim order (start-time fair
-// queueing). The queue's virtual time is the lowest key being worked on
-// now (read from the leased jobs: no write per claim). A shop with a
-// backlog continues one quantum after its previous job, but never before
-// the virtual time; a shop without one starts at the virtual time. So a
-// shop that was idle — new, or done with an old import — goes next, shops
-// that arrive one after another interleave instead of queueing behind each
-// other, and another shop's long backlog lets a new image through after
-// at most a few claims.
-func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64) (int64, error) {
-	shop, err := models.LockShop(tx, "id = ?", shopID)
-	if err != nil {
-		return 0, fmt.Errorf("lock shop %d: %w", shopID, err)
-	}
-	var virtual sql.NullInt64
-	err = tx.Model(&models.ImageJob{}).Select("MIN(fair_key)").
-		Where("lease_until > ? AND lease_owner IS NOT NULL", ms(p.now())).Scan(&virtual).Error
-	if err != nil {
-		return 0, fmt.Errorf("read the queue's virtual time: %w", err)
-	}
-	var waiting []uint64
-	err = tx.Model(&models.ImageJob{}).Where("shop_id = ? AND state IN ?", shopID, []string{models.JobQueued, models.JobRetrying}).
-		Limit(1).Pluck("id", &waiting).Error
-	if err != nil {
-		return 0, fmt.Errorf("look for the shop's backlog: %w", err)
-	}
-	key := virtual.Int64
-	if len(waiting) > 0 {
-		key = max(shop.FairClock, key)
-	}
-	if err := tx.Model(&models.Shop{}).Where("id = ?", shopID).Update("fair_clock", key+p.o.FairQuantum.Milliseconds()).Error; err != nil {
-		return 0, err
-	}
-	return key, nil
 }
 
 // revive gives a job that stopped short another chance when its image is
@@ -198,8 +171,10 @@ func (p *Pipeline) fairKey(tx *gorm.DB, shopID uint64) (int64, error) {
 // uninstall before it was submitted, is queued again; one cancelled after
 // Remove The Background accepted it (already paid) waits for its delivery
 // again instead of being submitted twice.
-func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, shop *models.Shop, job *models.ImageJob, c Candidate) (bool, error) {
-	fields := map[string]any{"error": "", "run_at": ms(p.now()), "lease_owner": nil, "lease_until": nil}
+func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, job *models.ImageJob, c Candidate, place func() (int64, error)) (bool, error) {
+	// Waiting again, it is given a place in the claim order when a claim
+	// finds it due; queued again, it gets one now.
+	fields := map[string]any{"error": "", "run_at": ms(p.now()), "lease_owner": nil, "lease_until": nil, "queue_key": nil}
 	switch {
 	case job.State == models.JobCancelled && job.Ticket != nil:
 		fields["state"] = models.JobAwaitingRTB
@@ -213,11 +188,11 @@ func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, shop *models.Shop, j
 		fields["state"], fields["run_at"] = models.JobSubmitting, nil
 		fields["error"] = uncertainSubmission
 	case job.State == models.JobSkipped || job.State == models.JobCancelled && job.SubmitStartedAt == nil:
-		fair, err := p.fairKey(tx, shop.ID)
+		fair, err := place()
 		if err != nil {
 			return false, err
 		}
-		for k, v := range map[string]any{"state": models.JobQueued, "fair_key": fair, "original_url": c.URL, "original_alt": c.Alt,
+		for k, v := range map[string]any{"state": models.JobQueued, "fair_key": fair, "queue_key": fair, "original_url": c.URL, "original_alt": c.Alt,
 			"original_position": c.Position, "variant_ids": variantJSON(c.VariantIDs)} {
 			fields[k] = v
 		}

@@ -57,7 +57,9 @@ type Options struct {
 	Workers  int
 	Schedule Schedule
 
-	// Lease is how long a claimed job is a worker's before another may take it.
+	// Lease is how long a claimed job is a worker's before another may
+	// take it; a heartbeat renews it every third of that while the worker
+	// is busy, so a dead process's jobs are taken over within one Lease.
 	Lease time.Duration
 	// Idle is how long a worker waits for work when it found none.
 	Idle time.Duration
@@ -65,8 +67,9 @@ type Options struct {
 	MaxAttempts int
 	// MediaRecheck is when a media that was not READY yet is looked at again.
 	MediaRecheck time.Duration
-	// MaxPerShop caps the jobs of one shop worked on at once (across
-	// replicas); the default is half the workers, at least one.
+	// MaxPerShop caps the jobs of one shop worked on at once, counted over
+	// every replica's live leases: one setting for the whole deployment
+	// (SHOP_CONCURRENCY); the default is 2.
 	MaxPerShop int
 	// FairQuantum spaces one shop's jobs in the claim order, so another
 	// shop's new job goes ahead of a large import.
@@ -100,7 +103,7 @@ func New(o Options) *Pipeline {
 		o.Workers = 4
 	}
 	if o.Lease == 0 {
-		o.Lease = 2 * time.Minute
+		o.Lease = 30 * time.Second
 	}
 	if o.Idle == 0 {
 		o.Idle = time.Second
@@ -112,7 +115,7 @@ func New(o Options) *Pipeline {
 		o.MediaRecheck = 30 * time.Second
 	}
 	if o.MaxPerShop <= 0 {
-		o.MaxPerShop = max(1, o.Workers/2)
+		o.MaxPerShop = 2
 	}
 	if o.FairQuantum == 0 {
 		o.FairQuantum = time.Second

@@ -430,7 +430,7 @@ func TestABusyShopDoesNotHoldEveryWorker(t *testing.T) {
 		enqueue(t, p, small, webhookOf("gid://shopify/Product/s", image("gid://shopify/MediaImage/s", 1)))
 		// Put the small shop's job last in the fair order: with two of the
 		// big shop's jobs in hand, the next worker still takes it.
-		db.Model(&models.ImageJob{}).Where("shop_id = ?", small.ID).Update("fair_key", int64(1)<<50)
+		db.Model(&models.ImageJob{}).Where("shop_id = ?", small.ID).Update("queue_key", int64(1)<<50)
 		var shops []uint64
 		for range 3 {
 			l, err := p.claim(context.Background())

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"gorm.io/gorm"
-	"gorm.io/gorm/clause"
 
 	"rtbshopify/models"
 	"rtbshopify/rtb"
@@ -47,42 +46,6 @@ func (p *Pipeline) idle(ctx context.Context, d time.Duration) {
 	}
 }
 
-// claim takes the next due job, fairest first, and leases it. On MySQL
-// the row is locked with SKIP LOCKED so replicas never wait on each other;
-// SQLite has a single writer. The lease pushes run_at to the lease expiry,
-// so a worker that dies leaves a job that comes back by itself.
-func (p *Pipeline) claim(ctx context.Context) (*lease, error) {
-	now := p.now()
-	token := newToken()
-	var job models.ImageJob
-	err := p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		// A shop whose jobs already hold MaxPerShop leases is passed over:
-		// its rate limit is per shop, so more workers on it would only wait
-		// while other shops' images wait for them.
-		busy := tx.Model(&models.ImageJob{}).Select("shop_id").
-			Where("lease_owner IS NOT NULL AND lease_until > ?", ms(now)).
-			Group("shop_id").Having("COUNT(*) >= ?", p.o.MaxPerShop)
-		q := tx.Where("run_at <= ? AND shop_id NOT IN (?)", ms(now), busy).Order("fair_key, id").Limit(1)
-		if models.DialectOf(tx) == models.MySQL {
-			q = q.Clauses(clause.Locking{Strength: "UPDATE", Options: "SKIP LOCKED"})
-		}
-		if err := q.Take(&job).Error; err != nil {
-			return err
-		}
-		until := ms(now.Add(p.o.Lease))
-		return tx.Model(&models.ImageJob{}).Where("id = ?", job.ID).
-			Updates(map[string]any{"lease_owner": token, "lease_until": until, "run_at": until}).Error
-	})
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	job.LeaseOwner = &token
-	return &lease{p: p, job: &job, token: token}, nil
-}
-
 func newToken() string {
 	b := make([]byte, 12)
 	rand.Read(b)
@@ -108,7 +71,10 @@ func (p *Pipeline) runJob(ctx context.Context, l *lease) {
 }
 
 // heartbeat extends the lease while the worker is busy, and cancels the
-// work if the lease was taken over.
+// work when the lease is no longer certainly this worker's: taken over,
+// or not renewed because the database could not be written. A worker cut
+// off from the database must stop changing Shopify, since once its lease
+// runs out another worker takes the job.
 func (p *Pipeline) heartbeat(ctx context.Context, l *lease, cancel context.CancelFunc) {
 	t := time.NewTicker(p.o.Lease / 3)
 	defer t.Stop()
@@ -117,17 +83,34 @@ func (p *Pipeline) heartbeat(ctx context.Context, l *lease, cancel context.Cance
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			until := ms(p.now().Add(p.o.Lease))
-			res := p.o.DB.WithContext(ctx).Model(&models.ImageJob{}).
-				Where("id = ? AND lease_owner = ?", l.job.ID, l.token).
-				Updates(map[string]any{"lease_until": until, "run_at": gorm.Expr("CASE WHEN run_at IS NULL THEN NULL ELSE ? END", until)})
-			if res.Error == nil && res.RowsAffected == 0 {
+			if err := p.renew(ctx, l); err != nil {
+				if ctx.Err() == nil {
+					p.log.Warn("lease not renewed; the job's work stops", "job", l.job.ID, "err", err)
+				}
 				cancel()
 				return
 			}
-			p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).Where("owner = ?", l.token).Update("until_ms", until)
 		}
 	}
+}
+
+// renew pushes the lease (and the product lock it holds, if any) to a
+// full Lease from now.
+func (p *Pipeline) renew(ctx context.Context, l *lease) error {
+	until := ms(p.now().Add(p.o.Lease))
+	res := p.o.DB.WithContext(ctx).Model(&models.ImageJob{}).
+		Where("id = ? AND lease_owner = ?", l.job.ID, l.token).
+		Updates(map[string]any{"lease_until": until, "run_at": gorm.Expr("CASE WHEN run_at IS NULL THEN NULL ELSE ? END", until)})
+	if res.Error != nil {
+		return fmt.Errorf("renew lease of job %d: %w", l.job.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrLeaseLost
+	}
+	if err := p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).Where("owner = ?", l.token).Update("until_ms", until).Error; err != nil {
+		return fmt.Errorf("renew product lock of job %d: %w", l.job.ID, err)
+	}
+	return nil
 }
 
 // step dispatches on what the job needs next. The state and the recorded
