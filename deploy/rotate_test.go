@@ -9,6 +9,7 @@ import (
 
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
+	"rtbshopify/shopify/shopifytest"
 )
 
 // waitDone waits until n jobs exist and all are done.
@@ -136,5 +137,52 @@ func TestRotateKeysWhileAReplicaServes(t *testing.T) {
 				t.Errorf("tokens sealed with %s/%s after rotation", models.KeyID(s.AccessToken), models.KeyID(s.RefreshToken))
 			}
 		})
+	}
+}
+
+// TestClientSecretRotation follows the runbook's client-secret rotation
+// with the real binary: with the new secret and SHOPIFY_API_SECRET_PREVIOUS
+// set, webhooks Shopify still signs with the old secret are accepted and
+// others refused; once PREVIOUS is unset, the old secret is refused too.
+func TestClientSecretRotation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real processes")
+	}
+	c := newCluster(t, modelstest.NewURL(t, "sqlite"), clusterOptions{})
+	old, fresh := c.secret, randHex(16)
+	signedWith := func(secret string) *shopifytest.Store {
+		s := shopifytest.New(shopifytest.Options{APIKey: c.apiKey, APISecret: secret, WebhookRetries: 1})
+		t.Cleanup(s.Close)
+		s.AddShop(c.shop)
+		return s
+	}
+	status := func(nd *node, s *shopifytest.Store) int {
+		resp, err := s.SendWebhook(context.Background(), nd.url+"/webhooks", c.shop, "customers/data_request",
+			map[string]any{"shop_domain": c.shop, "customer": map[string]any{"id": 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode
+	}
+
+	c.extra = map[string]string{"SHOPIFY_API_SECRET": fresh, "SHOPIFY_API_SECRET_PREVIOUS": old}
+	nd := c.start(1)[0]
+	for name, tc := range map[string]struct {
+		secret string
+		want   int
+	}{"new secret": {fresh, 200}, "previous secret": {old, 200}, "another secret": {randHex(16), 401}} {
+		if got := status(nd, signedWith(tc.secret)); got != tc.want {
+			t.Errorf("during rotation, a webhook signed with the %s: %d, want %d", name, got, tc.want)
+		}
+	}
+
+	c.stop(nd)
+	c.extra = map[string]string{"SHOPIFY_API_SECRET": fresh}
+	nd = c.start(1)[0]
+	if got := status(nd, signedWith(old)); got != 401 {
+		t.Errorf("after rotation, a webhook signed with the old secret: %d, want 401", got)
+	}
+	if got := status(nd, signedWith(fresh)); got != 200 {
+		t.Errorf("after rotation, a webhook signed with the new secret: %d, want 200", got)
 	}
 }
