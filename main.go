@@ -249,7 +249,7 @@ func buildApp(cfg config.Config, db *gorm.DB, log *slog.Logger, devTokens func(s
 		Pages: func(srv *fiber.App, shop *shopify.App) {
 			ui.Register(srv, ui.Options{
 				APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret, cfg.ShopifyAPISecretPrevious},
-				Sessions: shop.Sessions(), Log: log, DevTokens: devTokens,
+				Sessions: shop.Sessions(), Log: log, DevTokens: devTokens, Shim: devTokens != nil,
 			})
 		},
 	})

@@ -1,10 +1,12 @@
 // Package ui is the embedded admin page merchants see inside the Shopify
-// admin: settings and the jobs dashboard. It is one HTML page, one script
-// and one stylesheet, embedded in the binary. The page talks only to the
-// JSON API under /api; it loads App Bridge and Polaris from Shopify's CDN
-// but works without them (a direct visit, or no network), falling back to
-// the id_token Shopify put on the launch URL and, in the demo only, to a
-// development token endpoint.
+// admin: status, the images dashboard, settings and the existing catalogue.
+// It is one HTML page of Polaris web components, one script and one
+// stylesheet, embedded in the binary. The page talks only to the JSON API
+// under /api. In production it loads App Bridge and Polaris from Shopify's
+// CDN and nothing else; in tests and the demo, where the CDN is out of
+// reach, a small shim defines the same elements with native controls, and
+// the page finds its session token in the launch URL or, in the demo only,
+// at a development token endpoint.
 package ui
 
 import (
@@ -45,7 +47,11 @@ type Options struct {
 	// at GET /dev/session-token. Only the demo sets it: it hands a token to
 	// anyone who asks, so serve never does.
 	DevTokens func(shop string) string
-	Log       *slog.Logger
+	// Shim serves and loads the stand-in for Polaris and App Bridge (tests
+	// and the demo only: Shopify's CDN is out of reach there). Production
+	// pages load Shopify's own scripts and nothing else.
+	Shim bool
+	Log  *slog.Logger
 }
 
 // asset is one embedded file with the headers it is served with.
@@ -56,10 +62,10 @@ type asset struct {
 }
 
 type page struct {
-	opts Options
-	tmpl *template.Template
-	js   asset
-	css  asset
+	opts            Options
+	tmpl            *template.Template
+	js, css         asset
+	shimJS, shimCSS asset
 }
 
 func load(name, contentType string) asset {
@@ -76,20 +82,27 @@ func newPage(o Options) *page {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
 	return &page{
-		opts: o,
-		tmpl: template.Must(template.ParseFS(static, "static/index.html")),
-		js:   load("app.js", "text/javascript; charset=utf-8"),
-		css:  load("app.css", "text/css; charset=utf-8"),
+		opts:    o,
+		tmpl:    template.Must(template.ParseFS(static, "static/index.html")),
+		js:      load("app.js", "text/javascript; charset=utf-8"),
+		css:     load("app.css", "text/css; charset=utf-8"),
+		shimJS:  load("shim.js", "text/javascript; charset=utf-8"),
+		shimCSS: load("shim.css", "text/css; charset=utf-8"),
 	}
 }
 
 // Register mounts GET / (the page), its script and stylesheet under /ui,
-// and — only when o.DevTokens is set — GET /dev/session-token.
+// the shim only when o.Shim is set, and — only when o.DevTokens is set —
+// GET /dev/session-token.
 func Register(r fiber.Router, o Options) {
 	p := newPage(o)
 	r.Get("/", p.handlePage)
 	r.Get("/ui/app.js", p.serveAsset(p.js))
 	r.Get("/ui/app.css", p.serveAsset(p.css))
+	if o.Shim {
+		r.Get("/ui/shim.js", p.serveAsset(p.shimJS))
+		r.Get("/ui/shim.css", p.serveAsset(p.shimCSS))
+	}
 	if o.DevTokens != nil {
 		RegisterDevTokens(r, o.DevTokens)
 	}
@@ -148,9 +161,10 @@ func (p *page) verifyLaunch(rawQuery string) (string, error) {
 }
 
 type pageData struct {
-	APIKey string
-	JS     string
-	CSS    string
+	APIKey          string
+	JS, CSS         string
+	Shim            bool
+	ShimJS, ShimCSS string
 }
 
 func (p *page) handlePage(c *fiber.Ctx) error {
@@ -170,6 +184,7 @@ func (p *page) handlePage(c *fiber.Ctx) error {
 		APIKey: p.opts.APIKey,
 		JS:     "/ui/app.js?v=" + p.js.version,
 		CSS:    "/ui/app.css?v=" + p.css.version,
+		Shim:   p.opts.Shim, ShimJS: "/ui/shim.js?v=" + p.shimJS.version, ShimCSS: "/ui/shim.css?v=" + p.shimCSS.version,
 	}); err != nil {
 		return err
 	}

@@ -53,13 +53,16 @@ func sessionToken(t *testing.T, shop string, ttl time.Duration) string {
 	return tok
 }
 
-func newApp(devTokens func(string) string) *fiber.App {
+func newApp(devTokens func(string) string) *fiber.App { return newAppWith(devTokens, false) }
+
+func newAppWith(devTokens func(string) string, shim bool) *fiber.App {
 	app := fiber.New()
 	ui.Register(app, ui.Options{
 		APIKey:    apiKey,
 		Secrets:   []string{secret, ""},
 		Sessions:  shopify.SessionVerifier{APIKey: apiKey, Secrets: []string{secret}},
 		DevTokens: devTokens,
+		Shim:      shim,
 	})
 	return app
 }
@@ -135,7 +138,8 @@ func TestPage(t *testing.T) {
 				`<script src="https://cdn.shopify.com/shopifycloud/app-bridge.js"></script>`,
 				`https://cdn.shopify.com/shopifycloud/polaris.js`,
 				`<script src="/ui/app.js?v=`,
-				`<label for="f-email">`,
+				`<s-email-field id="f-email"`,
+				`<form id="settings" data-save-bar`,
 			} {
 				if !strings.Contains(body, want) {
 					t.Errorf("page lacks %s", want)

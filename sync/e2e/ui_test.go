@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	gosync "sync"
 	"testing"
 	"time"
@@ -68,7 +69,7 @@ func newUIHarness(t *testing.T) *harness {
 	}, func(srv *fiber.App, shop *shopify.App) {
 		ui.Register(srv, ui.Options{
 			APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret}, Sessions: shop.Sessions(), Log: log,
-			DevTokens: func(shop string) string { return store.SessionToken(shop, time.Minute) },
+			DevTokens: func(shop string) string { return store.SessionToken(shop, time.Minute) }, Shim: true,
 		})
 	}, nil)
 	go app.HTTP.Listener(ln)
@@ -94,12 +95,24 @@ func waitJS(expr string) chromedp.Action[chromedp.Void] {
 	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond))
 }
 
-func TestAdminPageInHeadlessChromium(t *testing.T) {
+// browser is a headless Chromium on a page of the app, for the tests below.
+type browser struct {
+	t      *testing.T
+	ctx    context.Context
+	mu     gosync.Mutex
+	errors []string
+}
+
+// newBrowser starts Chromium. Without it the test is skipped, except in CI (CI=true), where a
+// missing browser is a failure: the page's tests must run there.
+func newBrowser(t *testing.T, timeout time.Duration) *browser {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("no Chromium at %s: CI must run the browser tests (apt-get install chromium)", chromiumPath)
+		}
 		t.Skipf("browser test skipped: no Chromium at %s (apt-get install chromium)", chromiumPath)
 	}
-	h := newUIHarness(t)
-
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Headless,
@@ -108,130 +121,200 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 1400),
+		chromedp.WindowSize(1280, 1400),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
-		// Shopify's CDN is unreachable whatever the machine's network:
-		// the page must work on its own fallback.
+		// Shopify's CDN is unreachable whatever the machine's network: the page must work
+		// with the shim.
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
 	)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
-	defer cancelCtx()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	var mu gosync.Mutex
-	var jsErrors []string
+	t.Cleanup(cancelCtx)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	t.Cleanup(cancel)
+	b := &browser{t: t, ctx: ctx}
 	if err := chromedp.Listen(ctx, func(ev any) {
 		if e, ok := ev.(*runtime.EventExceptionThrown); ok {
-			mu.Lock()
-			defer mu.Unlock()
+			b.mu.Lock()
+			defer b.mu.Unlock()
 			msg := e.ExceptionDetails.Text
 			if e.ExceptionDetails.Exception != nil {
 				msg += " " + e.ExceptionDetails.Exception.Description
 			}
-			jsErrors = append(jsErrors, msg)
+			b.errors = append(b.errors, msg)
 		}
 	}); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
-	scriptErrors := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), jsErrors...)
-	}
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(ctx, steps...); err != nil {
-			banner, _ := chromedp.Run(context.WithoutCancel(ctx), chromedp.Evaluate[string](`document.getElementById("banner").innerText`))
-			t.Fatalf("%s: %v (banner %q, script errors %q)", what, err, banner, scriptErrors())
-		}
-	}
-	value := func(what string, a chromedp.Action[string]) string {
-		t.Helper()
-		v, err := chromedp.Run(ctx, a)
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return v
-	}
+	return b
+}
 
-	do("open the page",
+func (b *browser) scriptErrors() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.errors...)
+}
+
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, steps...); err != nil {
+		msg, _ := chromedp.Run(context.WithoutCancel(b.ctx), chromedp.Evaluate[string](`(document.getElementById("banner-text")||{}).textContent||""`))
+		b.t.Fatalf("%s: %v (banner %q, script errors %q)", what, err, msg, b.scriptErrors())
+	}
+}
+
+func (b *browser) value(what string, a chromedp.Action[string]) string {
+	b.t.Helper()
+	v, err := chromedp.Run(b.ctx, a)
+	if err != nil {
+		b.t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// screenshot saves the page as name under UI_SCREENSHOT_DIR (kept for a person to look at) or
+// the test's temporary folder, and logs the path.
+func (b *browser) screenshot(name string) string {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		b.t.Fatalf("screenshot: %v", err)
+	}
+	dir := os.Getenv("UI_SCREENSHOT_DIR")
+	if dir == "" {
+		dir = b.t.TempDir()
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Logf("screenshot: %s", path)
+	return path
+}
+
+// key presses one key on whatever has the focus: the flow below uses no mouse.
+func key(k string) chromedp.Action[chromedp.Void] { return chromedp.KeyEvent(k) }
+
+// toastSays waits for the confirmation App Bridge's toast (the shim's, here) shows.
+func toastSays(text string) chromedp.Action[chromedp.Void] {
+	return waitJS(`(document.querySelector(".shim-toast:not([hidden])")||{}).textContent === ` + strconv.Quote(text))
+}
+
+func TestAdminPageInHeadlessChromium(t *testing.T) {
+	b := newBrowser(t, 40*time.Second)
+	h := newUIHarness(t)
+
+	b.do("open the page",
 		chromedp.Navigate(launchURL(h)),
-		waitJS(`document.getElementById("ready").textContent !== "Loading…"`),
+		waitJS(`document.body.dataset.loaded === "1"`),
 	)
-	if got := value("look for App Bridge", chromedp.Evaluate[string](`typeof window.shopify`)); got != "undefined" {
-		t.Fatalf("App Bridge loaded (window.shopify is %s): the test meant the CDN to be unreachable", got)
+	if got := b.value("look for App Bridge", chromedp.Evaluate[string](`typeof (window.shopify && window.shopify.idToken)`)); got != "undefined" {
+		t.Fatalf("App Bridge loaded (shopify.idToken is %s): the test meant the CDN to be unreachable", got)
+	}
+	if got := b.value("look for the shim", chromedp.Evaluate[string](`customElements.get("s-text-field") ? "defined" : "missing"`)); got != "defined" {
+		t.Fatalf("Polaris elements are %s: the shim did not load", got)
 	}
 
-	// First save: the credentials alone, so the template list can load.
-	do("save the credentials",
-		chromedp.SendKeys(chromedp.ID("f-email"), rtbEmail),
-		chromedp.SendKeys(chromedp.ID("f-contact-key"), rtbKey),
-		chromedp.Click(chromedp.ID("save")),
-		waitJS(`document.getElementById("banner-text").textContent === "Settings saved."`),
-		waitJS(`document.getElementById("f-template").options.length > 1`),
+	// Every control has an accessible name and shows where the focus is.
+	unlabelled := b.value("find unlabelled controls", chromedp.Evaluate[string](`(function () {
+  var bad = [];
+  document.querySelectorAll("input, select, button, a[href], textarea").forEach(function (el) {
+    var name = el.getAttribute("aria-label") || (el.labels && Array.prototype.map.call(el.labels, function (l) { return l.textContent; }).join(" ")) || el.textContent;
+    if (!String(name || "").trim()) bad.push(el.outerHTML.slice(0, 80));
+  });
+  return bad.join("\n");
+})()`))
+	if unlabelled != "" {
+		t.Errorf("controls without an accessible name:\n%s", unlabelled)
+	}
+	b.do("reach the email field by keyboard",
+		chromedp.Focus(chromedp.CSS(`#f-enabled input`)),
+		key("\t"),
+		waitJS(`document.activeElement === document.querySelector("#f-email input")`),
 	)
-	ph := value("read the masked key", chromedp.Evaluate[string](`document.getElementById("f-contact-key").placeholder`))
+	if outline := b.value("read the focus ring", chromedp.Evaluate[string](`getComputedStyle(document.activeElement).outlineStyle + " " + getComputedStyle(document.activeElement).outlineWidth`)); strings.HasPrefix(outline, "none") || strings.HasSuffix(outline, " 0px") {
+		t.Errorf("the focused field shows no focus ring: outline %q", outline)
+	}
+
+	// First save: the credentials alone, so the template list can load. Enter submits the form,
+	// and the save bar shows while there are unsaved changes.
+	b.do("save the credentials",
+		chromedp.SendKeys(chromedp.CSS(`#f-email input`), rtbEmail),
+		waitJS(`!document.querySelector(".shim-save-bar").hidden`),
+		chromedp.SendKeys(chromedp.CSS(`#f-contact-key input`), rtbKey),
+		key("\r"),
+		toastSays("Settings saved"),
+		waitJS(`document.querySelector(".shim-save-bar").hidden`),
+		waitJS(`document.querySelector("#f-template select").options.length > 1`),
+	)
+	ph := b.value("read the masked key", chromedp.Evaluate[string](`document.querySelector("#f-contact-key input").placeholder`))
 	if ph != "…"+rtbKey[len(rtbKey)-2:] {
 		t.Errorf("contact key placeholder %q, want the masked key", ph)
 	}
 
-	// A refused field shows its message next to the field.
-	do("an invalid budget",
-		chromedp.SendKeys(chromedp.ID("f-budget"), "lots"),
-		chromedp.Click(chromedp.ID("save")),
-		waitJS(`document.getElementById("err-monthlyBudget").textContent.includes("amount")`),
-		chromedp.Evaluate[chromedp.Void](`document.getElementById("f-budget").value = ""`),
+	// A refused field shows its message on the field, which gets the focus.
+	b.do("an invalid budget",
+		chromedp.SendKeys(chromedp.CSS(`#f-budget input`), "lots"),
+		key("\r"),
+		waitJS(`document.querySelector("#f-budget .shim-error").textContent.includes("amount")`),
+		waitJS(`document.activeElement === document.querySelector("#f-budget input")`),
+		waitJS(`document.querySelector("#f-budget input").getAttribute("aria-describedby").includes(document.querySelector("#f-budget .shim-error").id)`),
+	)
+	// Discard in the save bar puts the saved settings back.
+	b.do("discard the change",
+		chromedp.SendKeys(chromedp.CSS(`#f-budget input`), "!"),
+		waitJS(`!document.querySelector(".shim-save-bar").hidden`),
+		chromedp.Focus(chromedp.CSS(`.shim-save-bar button`)),
+		key(" "),
+		waitJS(`document.querySelector("#f-budget input").value === ""`),
+		waitJS(`document.querySelector(".shim-save-bar").hidden`),
 	)
 
-	do("turn processing on",
-		chromedp.SetValue(chromedp.ID("f-template"), rtbtest.DefaultTemplates()[0].ID),
-		chromedp.Click(chromedp.ID("f-enabled")),
-		chromedp.Click(chromedp.ID("save")),
-		waitJS(`document.getElementById("ready").classList.contains("ready-yes")`),
-		waitJS(`document.getElementById("banner-text").textContent === "Settings saved."`),
+	b.do("turn processing on",
+		chromedp.SetValue(chromedp.CSS(`#f-template select`), rtbtest.DefaultTemplates()[0].ID),
+		chromedp.Focus(chromedp.CSS(`#f-enabled input`)),
+		key(" "),
+		chromedp.Focus(chromedp.CSS(`#save button`)),
+		key("\r"),
+		waitJS(`document.getElementById("ready").dataset.ready === "yes"`),
+		toastSays("Settings saved"),
 	)
 
 	rec := h.createProduct(shopifytest.NewProduct{Title: "Blue <b>mug</b>", Images: []shopifytest.NewImage{
 		{Filename: "mug.jpg", Data: photo("jpg", color.RGBA{200, 220, 240, 255}), Alt: "A mug"}}})
 	waitReady(t, h, rec.ID)
 	h.webhook("products/create", rec.ID)
-	doneRow := `#jobs-body tr[data-state="done"]`
-	do("see the job done",
-		chromedp.Click(chromedp.ID("jobs-refresh")),
-		chromedp.WaitVisible(chromedp.CSS(doneRow+` td.thumb img`)),
-		waitJS(`document.querySelector('`+doneRow+` td.thumb img').naturalWidth > 0`),
+	doneRow := `#jobs-body s-table-row[data-state="done"]`
+	b.do("see the job done",
+		chromedp.Focus(chromedp.CSS(`#jobs-refresh button`)),
+		key("\r"),
+		chromedp.WaitVisible(chromedp.CSS(doneRow+` s-thumbnail img`)),
+		waitJS(`Array.prototype.every.call(document.querySelectorAll('`+doneRow+` s-thumbnail img'), function (i) { return i.complete && i.naturalWidth > 0; })`),
 	)
-	if title := value("read the row", chromedp.Text(chromedp.CSS(doneRow+` td.product`))); title != "Blue <b>mug</b>" {
+	if n := b.value("count thumbnails", chromedp.Evaluate[string](`String(document.querySelectorAll('`+doneRow+` .pair s-thumbnail').length)`)); n != "2" {
+		t.Errorf("%s thumbnails in the row, want before and after side by side", n)
+	}
+	if title := b.value("read the row", chromedp.Text(chromedp.CSS(doneRow+` .product a`))); title != "Blue <b>mug</b>" {
 		t.Errorf("product cell %q: the title must show as text", title)
 	}
+	href := b.value("read the product link", chromedp.Evaluate[string](`document.querySelector('`+doneRow+` .product a').href`))
+	if want := "https://admin.shopify.com/store/demo-shop/products/" + strings.TrimPrefix(rec.ID, "gid://shopify/Product/"); href != want {
+		t.Errorf("product link %q, want %q", href, want)
+	}
+	b.screenshot("dashboard.png")
 
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	// UI_SCREENSHOT_DIR keeps the screenshot for a person to look at.
-	dir := os.Getenv("UI_SCREENSHOT_DIR")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	shot := filepath.Join(dir, "dashboard.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", shot)
-
-	do("revert",
-		chromedp.Click(chromedp.CSS(doneRow+` .row-actions button`)),
-		waitJS(`document.getElementById("banner-text").textContent.startsWith("Restoring")`),
-		chromedp.WaitVisible(chromedp.CSS(`#jobs-body tr[data-state="reverted"]`)),
+	b.do("revert",
+		chromedp.Focus(chromedp.CSS(doneRow+` .row-actions button`)),
+		key("\r"),
+		toastSays("Restoring the original image"),
+		chromedp.WaitVisible(chromedp.CSS(`#jobs-body s-table-row[data-state="reverted"]`)),
 	)
 	if jobs := h.jobs(); len(jobs) != 1 || jobs[0].State != models.JobReverted {
 		t.Errorf("jobs after revert: %s", describe(jobs))
 	}
-	if errs := scriptErrors(); len(errs) > 0 {
+	if errs := b.scriptErrors(); len(errs) > 0 {
 		t.Errorf("script errors: %q", errs)
 	}
 }

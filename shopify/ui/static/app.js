@@ -1,17 +1,26 @@
-// The embedded admin: settings and the jobs dashboard, in plain JavaScript.
-// Everything shown from the API goes through textContent; no markup is ever
-// built from strings.
-// App Bridge is used when it loaded; without it (direct visit, no network)
-// the page uses the launch URL's id_token, then the demo's token endpoint.
+// The embedded admin: status, the images and their states, settings and the existing catalogue,
+// built from Polaris web components (polaris.js from Shopify's CDN; in tests and the demo a small
+// shim defines the same elements). Everything shown from the API goes through textContent or
+// element properties; no markup is ever built from strings.
+// App Bridge is used when it loaded; without it (direct visit, no network) the page uses the
+// launch URL's id_token, then the demo's token endpoint.
 (function () {
   "use strict";
 
   var params = new URLSearchParams(window.location.search);
   var ACTIVE = { queued: 1, submitting: 1, awaiting_rtb: 1, writing_back: 1, retrying: 1 };
-  var STATES = ["queued", "submitting", "awaiting_rtb", "writing_back", "done", "retrying",
-    "failed", "cancelled", "skipped", "over_budget", "reverted"];
+  var STATES = ["queued", "submitting", "awaiting_rtb", "awaiting_review", "writing_back", "done",
+    "retrying", "failed", "cancelled", "skipped", "over_budget", "reverted", "rejected"];
+  var TONES = { done: "success", failed: "critical", over_budget: "warning", retrying: "warning",
+    awaiting_review: "attention", cancelled: "neutral", skipped: "neutral", reverted: "neutral", rejected: "neutral" };
   var PAGE = 50;
   var $ = function (id) { return document.getElementById(id); };
+  var el = function (tag, props, text) {
+    var e = document.createElement(tag);
+    Object.keys(props || {}).forEach(function (k) { e.setAttribute(k, props[k]); });
+    if (text !== undefined) e.textContent = text;
+    return e;
+  };
 
   // ---- session tokens ----------------------------------------------------
 
@@ -114,12 +123,11 @@
     }
   }
 
-  // ---- banner ------------------------------------------------------------
+  // ---- messages ----------------------------------------------------------
 
   function banner(tone, text) {
     var b = $("banner");
-    b.className = "banner banner-" + tone;
-    b.setAttribute("role", tone === "critical" ? "alert" : "status");
+    b.setAttribute("tone", tone);
     $("banner-text").textContent = text;
     b.hidden = false;
   }
@@ -128,28 +136,52 @@
     banner("critical", err && err.message ? err.message : "Something went wrong. Try again.");
   }
 
-  $("banner-close").addEventListener("click", function () { $("banner").hidden = true; });
+  // toast confirms an action: App Bridge's toast in the admin, the banner elsewhere.
+  function toast(text) {
+    var bridge = window.shopify;
+    if (bridge && bridge.toast && typeof bridge.toast.show === "function") bridge.toast.show(text);
+    else banner("success", text);
+  }
+
+  $("banner").addEventListener("dismiss", function () { $("banner").hidden = true; });
+
+  function showNotices(list) {
+    var n = $("notice");
+    var notice = (list || []).filter(function (x) { return x.code === "ip_allowlist"; })[0];
+    n.hidden = !notice;
+    if (notice) {
+      $("notice-text").textContent = notice.message + " (" + notice.jobs + (notice.jobs === 1 ? " image waits.)" : " images wait.)");
+    }
+  }
 
   // ---- settings ----------------------------------------------------------
 
   var settings = null;
   var templatesLoadedFor = null; // the contact email templates were loaded for
+  var FIELDS = {
+    enabled: "f-enabled", "rtb.contactEmail": "f-email", "rtb.contactApiKey": "f-contact-key",
+    "rtb.developerApiKey": "f-developer-key", templateId: "f-template", imageScope: "f-scope",
+    writeMode: "f-mode", deliveryHours: "f-hours", monthlyBudget: "f-budget",
+    "filters.productTypes": "f-types", "filters.vendors": "f-vendors",
+    "filters.tagsInclude": "f-tags-in", "filters.tagsExclude": "f-tags-out"
+  };
 
   var list = function (id) {
-    return $(id).value.split(",").map(function (s) { return s.trim(); }).filter(Boolean);
+    return String($(id).value || "").split(",").map(function (s) { return s.trim(); }).filter(Boolean);
   };
 
   function showSettings(s) {
     settings = s;
     $("f-enabled").checked = !!s.enabled;
     $("f-email").value = s.rtb.contactEmail || "";
-    ["f-contact-key", "f-developer-key"].forEach(function (id) { $(id).value = ""; });
+    $("f-contact-key").value = "";
+    $("f-developer-key").value = "";
     $("f-contact-key").placeholder = s.rtb.contactApiKey || "Not set";
     $("f-developer-key").placeholder = s.rtb.developerApiKey || "Not set";
     setTemplateOption(s.templateId, s.templateName);
     $("f-scope").value = s.imageScope;
     $("f-mode").value = s.writeMode;
-    $("f-hours").value = s.deliveryHours;
+    $("f-hours").value = String(s.deliveryHours);
     $("f-budget").value = s.monthlyBudget || "";
     $("f-types").value = s.filters.productTypes.join(", ");
     $("f-vendors").value = s.filters.vendors.join(", ");
@@ -160,7 +192,7 @@
 
   function showStatus(s) {
     var ready = $("ready");
-    ready.className = "ready " + (s.ready ? "ready-yes" : "ready-no");
+    ready.dataset.ready = s.ready ? "yes" : "no";
     ready.textContent = s.ready
       ? "Processing is on" + (s.templateName ? " with the template " + s.templateName : "") + "."
       : s.readyMessage || "Processing is off.";
@@ -170,12 +202,14 @@
     $("spend").textContent = spent;
   }
 
-  // setTemplateOption makes sure the select holds (and selects) id, even
-  // before the template list loaded.
+  function option(value, text) { return el("s-option", { value: value }, text); }
+
+  // setTemplateOption makes sure the select holds (and selects) id, even before the template
+  // list loaded.
   function setTemplateOption(id, name) {
     var sel = $("f-template");
-    if (id && !Array.prototype.some.call(sel.options, function (o) { return o.value === id; })) {
-      sel.appendChild(new Option(name ? name + " (" + id + ")" : id, id));
+    if (id && !sel.querySelector("s-option[value='" + CSS.escape(id) + "']")) {
+      sel.appendChild(option(id, name ? name + " (" + id + ")" : id));
     }
     sel.value = id || "";
   }
@@ -186,74 +220,69 @@
     try {
       var data = await api("GET", "/api/templates");
       var sel = $("f-template");
-      var current = settings.templateId;
-      while (sel.options.length > 1) sel.remove(1);
-      data.templates.forEach(function (t) {
-        sel.appendChild(new Option(t.name + " — " + t.price + " per image", t.id));
-      });
-      setTemplateOption(current, settings.templateName);
+      sel.querySelectorAll("s-option").forEach(function (o) { if (o.getAttribute("value")) o.remove(); });
+      data.templates.forEach(function (t) { sel.appendChild(option(t.id, t.name + " — " + t.price + " per image")); });
+      setTemplateOption(settings.templateId, settings.templateName);
       templatesLoadedFor = settings.rtb.contactEmail;
-      $("hint-template").textContent = "Each image is billed at the template's price.";
+      sel.setAttribute("details", "Each image is billed at the template's price.");
     } catch (err) {
       fail(err);
     }
   }
 
   function clearFieldErrors() {
-    document.querySelectorAll(".field-error").forEach(function (p) { p.textContent = ""; });
-    document.querySelectorAll("[aria-invalid]").forEach(function (el) { el.removeAttribute("aria-invalid"); });
+    Object.keys(FIELDS).forEach(function (k) { $(FIELDS[k]).error = ""; });
   }
 
-  // showFieldErrors puts each message next to its field; it returns the
-  // messages that have no field on the page.
+  // showFieldErrors puts each message on its field and focuses the first; it returns the messages
+  // that have no field on the page.
   function showFieldErrors(fields) {
     var rest = [];
     var first = null;
     Object.keys(fields).forEach(function (key) {
-      var p = document.getElementById("err-" + key);
-      if (!p) {
+      var f = FIELDS[key] && $(FIELDS[key]);
+      if (!f) {
         rest.push(key + " " + fields[key]);
         return;
       }
-      p.textContent = fields[key];
-      var input = document.querySelector("[aria-describedby~='err-" + key + "']");
-      if (input) {
-        input.setAttribute("aria-invalid", "true");
-        first = first || input;
-      }
+      f.error = fields[key];
+      first = first || f;
     });
     if (first) first.focus();
     return rest;
   }
 
   function formBody() {
-    var key = function (id, masked) { return $(id).value.trim() || masked || ""; };
+    var key = function (id, masked) { return String($(id).value || "").trim() || masked || ""; };
     return {
-      enabled: $("f-enabled").checked,
+      enabled: !!$("f-enabled").checked,
       rtb: {
-        contactEmail: $("f-email").value.trim(),
+        contactEmail: String($("f-email").value || "").trim(),
         contactApiKey: key("f-contact-key", settings && settings.rtb.contactApiKey),
         developerApiKey: key("f-developer-key", settings && settings.rtb.developerApiKey)
       },
-      templateId: $("f-template").value,
+      templateId: $("f-template").value || "",
       imageScope: $("f-scope").value,
       writeMode: $("f-mode").value,
       deliveryHours: parseInt($("f-hours").value, 10) || 0,
-      monthlyBudget: $("f-budget").value.trim(),
+      monthlyBudget: String($("f-budget").value || "").trim(),
       filters: { productTypes: list("f-types"), vendors: list("f-vendors"),
         tagsInclude: list("f-tags-in"), tagsExclude: list("f-tags-out") }
     };
   }
 
+  // The form carries data-save-bar: App Bridge shows its save bar while the form has unsaved
+  // changes and submits or resets the form from it.
   $("settings").addEventListener("submit", async function (ev) {
     ev.preventDefault();
     var save = $("save");
+    save.loading = true;
     save.disabled = true;
-    save.textContent = "Saving…";
     clearFieldErrors();
     try {
       showSettings(await api("PUT", "/api/settings", formBody()));
-      banner("success", "Settings saved.");
+      $("banner").hidden = true; // whatever it said about the last attempt no longer holds
+      toast("Settings saved");
       loadTemplates();
     } catch (err) {
       if (err.status === 422 && err.fields) {
@@ -263,14 +292,19 @@
         fail(err);
       }
     } finally {
+      save.loading = false;
       save.disabled = false;
-      save.textContent = "Save";
     }
+  });
+  // Discard: the form resets its fields to their initial values; show the saved settings again.
+  $("settings").addEventListener("reset", function () {
+    setTimeout(function () { if (settings) showSettings(settings); clearFieldErrors(); }, 0);
   });
 
   // ---- jobs --------------------------------------------------------------
 
-  var jobs = { cursor: "", shown: 0, timer: null };
+  // pages holds the cursor of every page up to the one shown: the API pages forward only.
+  var jobs = { pages: [""], next: "", timer: null };
 
   function stateLabel(s) { return s.replace(/_/g, " "); }
 
@@ -283,146 +317,139 @@
     }
   }
 
-  function cell(tr, text, cls) {
-    var td = document.createElement("td");
-    if (cls) td.className = cls;
-    td.textContent = text;
-    tr.appendChild(td);
-    return td;
+  // adminURL is where the product opens in the Shopify admin: App Bridge resolves shopify://admin
+  // inside the admin; elsewhere the admin's own address for the store.
+  function adminURL(productId) {
+    var id = productId.replace("gid://shopify/Product/", "");
+    var bridge = window.shopify;
+    if (bridge && typeof bridge.idToken === "function") return "shopify://admin/products/" + id;
+    var store = (tokens.shop || "").replace(/\.myshopify\.com$/, "");
+    return "https://admin.shopify.com/store/" + encodeURIComponent(store) + "/products/" + encodeURIComponent(id);
   }
 
-  function button(text, onClick, cls) {
-    var b = document.createElement("button");
-    b.type = "button";
-    b.textContent = text;
-    if (cls) b.className = cls;
-    b.addEventListener("click", onClick);
-    return b;
+  function cell(row, child) {
+    var c = el("s-table-cell");
+    if (typeof child === "string") c.textContent = child;
+    else if (child) c.appendChild(child);
+    row.appendChild(c);
+    return c;
+  }
+
+  function thumb(url, alt) {
+    var src = safeURL(url);
+    if (!src) return el("span", { "class": "no-thumb" }, "—");
+    return el("s-thumbnail", { src: src, alt: alt, size: "small" });
   }
 
   function jobRow(j) {
-    var tr = document.createElement("tr");
+    var tr = el("s-table-row");
     tr.dataset.id = j.id;
     tr.dataset.state = j.state;
     var title = j.productTitle || j.productId.replace("gid://shopify/Product/", "Product ");
-    cell(tr, title, "product");
-    var img = cell(tr, "", "thumb");
-    var src = safeURL(j.processedUrl || j.originalUrl);
-    if (src) {
-      var el = document.createElement("img");
-      el.src = src;
-      el.alt = (j.processedUrl ? "Edited image of " : "Original image of ") + title;
-      el.loading = "lazy";
-      el.width = 48;
-      el.height = 48;
-      img.appendChild(el);
-    }
-    var st = cell(tr, "", "state");
-    var badge = document.createElement("span");
-    badge.className = "badge badge-" + j.state;
-    badge.textContent = j.revertRequested ? "reverting" : stateLabel(j.state);
-    st.appendChild(badge);
-    cell(tr, String(j.attempts), "num");
-    cell(tr, j.error || "", "error");
+    var link = el("s-link", { href: adminURL(j.productId), target: "_top" }, title);
+    cell(tr, link).className = "product";
+    var pair = el("div", { "class": "pair" });
+    pair.appendChild(thumb(j.originalUrl, "Before: " + title));
+    pair.appendChild(thumb(j.processedUrl, "After: " + title));
+    cell(tr, pair).className = "thumbs";
+    var label = j.revertRequested ? "reverting" : stateLabel(j.state);
+    var badge = el("s-badge", { tone: TONES[j.state] || "info" }, label);
+    cell(tr, badge).className = "state";
+    cell(tr, String(j.attempts));
+    cell(tr, j.error || "").className = "error";
     var when = new Date(j.updatedAt);
-    var upd = cell(tr, isNaN(when) ? j.updatedAt : when.toLocaleString(), "when");
-    upd.title = j.updatedAt;
-    var actions = document.createElement("div");
-    actions.className = "row-actions";
-    cell(tr, "", "action-cell").appendChild(actions);
-    if (j.canRetry) {
-      actions.appendChild(button(j.uncertain ? "Resubmit" : "Retry", function (ev) {
-        act(ev.currentTarget, j, "retry");
-      }));
-    }
-    if (j.canRevert) {
-      actions.appendChild(button("Revert", function (ev) { act(ev.currentTarget, j, "revert"); }));
-    }
+    cell(tr, isNaN(when) ? j.updatedAt : when.toLocaleString()).title = j.updatedAt;
+    var actions = el("div", { "class": "row-actions" });
+    cell(tr, actions);
+    if (j.canRetry) actions.appendChild(action(j.uncertain ? "Resubmit" : "Retry", title, j, "retry"));
+    if (j.canRevert) actions.appendChild(action("Revert", title, j, "revert"));
+    tr.dataset.busy = ACTIVE[j.state] || j.revertRequested ? "1" : "";
     return tr;
   }
 
-  function confirmResubmit() {
-    var text = "Remove The Background may already have this image. Resubmitting it may bill it again. Resubmit?";
-    var dlg = $("confirm");
-    if (typeof dlg.showModal !== "function") return Promise.resolve(window.confirm(text));
-    $("confirm-text").textContent = text;
-    return new Promise(function (resolve) {
-      dlg.addEventListener("close", function onClose() {
-        dlg.removeEventListener("close", onClose);
-        resolve(dlg.returnValue === "ok");
-      });
-      dlg.returnValue = "";
-      dlg.showModal();
-    });
+  function action(text, title, j, what) {
+    var b = el("s-button", { "accessibility-label": text + " " + title }, text);
+    b.addEventListener("click", function () { act(b, j, what); });
+    return b;
   }
 
-  async function act(btn, j, action) {
-    if (action === "retry" && j.uncertain && !(await confirmResubmit())) return;
-    btn.disabled = true;
+  async function act(btn, j, what) {
+    if (what === "retry" && j.uncertain &&
+      !window.confirm("Remove The Background may already have this image. Resubmitting it may bill it again. Resubmit?")) {
+      return;
+    }
+    btn.loading = true;
     try {
-      await api("POST", "/api/jobs/" + encodeURIComponent(j.id) + "/" + action);
-      banner("success", action === "revert" ? "Restoring the original image." : "The image is queued again.");
+      await api("POST", "/api/jobs/" + encodeURIComponent(j.id) + "/" + what);
+      toast(what === "revert" ? "Restoring the original image" : "The image is queued again");
       await refreshRow(j.id);
     } catch (err) {
       fail(err);
-      btn.disabled = false;
+      btn.loading = false;
     }
   }
 
   async function refreshRow(id) {
     var j = await api("GET", "/api/jobs/" + encodeURIComponent(id));
-    var old = document.querySelector("#jobs-body tr[data-id='" + CSS.escape(id) + "']");
+    var old = document.querySelector("#jobs-body s-table-row[data-id='" + CSS.escape(id) + "']");
     if (old) old.replaceWith(jobRow(j));
     scheduleJobs();
   }
 
-  function jobsQuery(cursor, limit) {
+  function jobsQuery(cursor) {
     var q = new URLSearchParams();
     if ($("jobs-state").value) q.set("state", $("jobs-state").value);
-    q.set("limit", String(limit));
+    q.set("limit", String(PAGE));
     if (cursor) q.set("cursor", cursor);
     return "/api/jobs?" + q.toString();
   }
 
-  // loadJobs replaces the list (keeping as many rows as were shown) or,
-  // with more, appends the next page.
-  async function loadJobs(more) {
-    var limit = more ? PAGE : Math.min(200, Math.max(PAGE, jobs.shown));
+  // loadJobs shows the page whose cursor is last in jobs.pages.
+  async function loadJobs() {
+    var table = $("jobs");
+    table.loading = true;
     try {
-      var data = await api("GET", jobsQuery(more ? jobs.cursor : "", limit));
-      var body = $("jobs-body");
-      if (!more) {
-        body.textContent = "";
-        jobs.shown = 0;
-      }
-      data.jobs.forEach(function (j) { body.appendChild(jobRow(j)); });
-      jobs.shown += data.jobs.length;
-      jobs.cursor = data.nextCursor || "";
-      $("jobs-more").hidden = !jobs.cursor;
-      $("jobs-empty").hidden = jobs.shown > 0;
+      var data = await api("GET", jobsQuery(jobs.pages[jobs.pages.length - 1]));
+      var rows = document.createDocumentFragment();
+      data.jobs.forEach(function (j) { rows.appendChild(jobRow(j)); });
+      $("jobs-body").replaceChildren(rows);
+      jobs.next = data.nextCursor || "";
+      table.paginate = jobs.pages.length > 1 || !!jobs.next;
+      table.hasNextPage = !!jobs.next;
+      table.hasPreviousPage = jobs.pages.length > 1;
+      $("jobs-empty").hidden = data.jobs.length > 0 || jobs.pages.length > 1;
+      showNotices(data.notices);
     } catch (err) {
       fail(err);
     }
+    table.loading = false;
     scheduleJobs();
   }
 
-  // scheduleJobs refreshes every 5 s while an image is on its way, and
-  // every 30 s otherwise so new products show up.
+  // scheduleJobs refreshes every 5 s while an image on screen is on its way, every 30 s otherwise
+  // so new products show up.
   function scheduleJobs() {
     clearTimeout(jobs.timer);
-    var busy = Array.prototype.some.call(document.querySelectorAll("#jobs-body tr"), function (tr) {
-      return ACTIVE[tr.dataset.state] || tr.querySelector(".badge").textContent === "reverting";
-    });
+    var busy = !!document.querySelector("#jobs-body s-table-row[data-busy='1']");
     jobs.timer = setTimeout(function () {
       if (document.hidden) return scheduleJobs();
-      loadJobs(false);
+      loadJobs();
     }, busy ? 5000 : 30000);
   }
 
-  STATES.forEach(function (s) { $("jobs-state").appendChild(new Option(stateLabel(s), s)); });
-  $("jobs-state").addEventListener("change", function () { jobs.shown = 0; loadJobs(false); });
-  $("jobs-refresh").addEventListener("click", function () { loadJobs(false); });
-  $("jobs-more").addEventListener("click", function () { loadJobs(true); });
+  STATES.forEach(function (s) { $("jobs-state").appendChild(option(s, stateLabel(s))); });
+  $("jobs-state").addEventListener("change", function () { jobs.pages = [""]; loadJobs(); });
+  $("jobs-refresh").addEventListener("click", function () { loadJobs(); });
+  $("jobs").addEventListener("nextpage", function () {
+    if (!jobs.next) return;
+    jobs.pages.push(jobs.next);
+    loadJobs();
+  });
+  $("jobs").addEventListener("previouspage", function () {
+    if (jobs.pages.length < 2) return;
+    jobs.pages.pop();
+    loadJobs();
+  });
 
   // ---- backfill ----------------------------------------------------------
 
@@ -430,14 +457,13 @@
   var backfillRunning = false;
 
   function showBackfill(b) {
-    var text;
     var counts = b.productsSeen + " products looked at, " + b.imagesQueued + " images queued, " +
       b.imagesSkipped + " skipped";
+    var text = "Finished: " + counts + ".";
     if (b.state === "running") text = "Running: " + counts + ".";
     else if (b.state === "failed") text = "Stopped with an error: " + (b.error || "unknown") + " (" + counts + ").";
-    else text = "Finished: " + counts + ".";
     $("backfill-status").textContent = text;
-    $("backfill-progress").hidden = b.state !== "running";
+    $("backfill-start").loading = b.state === "running";
     $("backfill-start").disabled = b.state === "running";
   }
 
@@ -448,7 +474,7 @@
       showBackfill(data.backfill);
       var running = data.backfill.state === "running";
       if (running) backfillTimer = setTimeout(loadBackfill, 2000);
-      if (backfillRunning && !running) loadJobs(false); // the last images it queued
+      if (backfillRunning && !running) loadJobs(); // the last images it queued
       backfillRunning = running;
     } catch (err) {
       if (err.status !== 404) fail(err);
@@ -462,9 +488,9 @@
       var data = await api("POST", "/api/backfill");
       showBackfill(data.backfill);
       backfillRunning = data.backfill.state === "running";
-      banner("success", "Processing the existing catalogue.");
+      toast("Processing the existing catalogue");
       backfillTimer = setTimeout(loadBackfill, 2000);
-      loadJobs(false);
+      loadJobs();
     } catch (err) {
       fail(err);
       btn.disabled = false;
@@ -473,19 +499,28 @@
 
   // ---- start -------------------------------------------------------------
 
+  // The sections stay hidden until the first answers are in, then appear together: nothing on
+  // screen moves when the data arrives (no layout shift).
+  function reveal() {
+    document.querySelectorAll(".wait").forEach(function (s) { s.hidden = false; });
+    document.body.dataset.loaded = "1";
+    var target = window.location.hash && document.getElementById(window.location.hash.slice(1));
+    if (target) target.scrollIntoView();
+  }
+
   async function start() {
+    var jobsLoaded = loadJobs();
     try {
       showSettings(await api("GET", "/api/settings"));
     } catch (err) {
       fail(err);
       $("ready").textContent = "The settings could not be loaded.";
-      return;
     }
+    await jobsLoaded;
+    reveal();
     loadTemplates();
-    loadJobs(false);
     loadBackfill();
   }
 
-  document.documentElement.classList.add("js");
   start();
 })();
