@@ -243,9 +243,12 @@ func buildApp(cfg config.Config, db *gorm.DB, log *slog.Logger, devTokens func(s
 	}
 	app, err := web.Build(web.Parts{
 		DB: db, Log: log, Sealer: sealer, Signer: signer, RTB: rtbClient,
-		Fetcher:  rtb.NewDownloader(cfg.AllowPrivateDownloads),
-		Shopify:  func(enq shopify.Enqueuer) *shopify.App { return shopify.New(cfg, db, sealer, enq, log) },
-		Pipeline: imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers, MaxPerShop: cfg.ShopConcurrency},
+		Fetcher: rtb.NewDownloader(cfg.AllowPrivateDownloads),
+		Shopify: func(enq shopify.Enqueuer) *shopify.App { return shopify.New(cfg, db, sealer, enq, log) },
+		Pipeline: imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers, MaxPerShop: cfg.ShopConcurrency, Schedule: imgsync.Schedule{
+			Reconcile:    "@every " + cfg.ReconcileInterval.String(),
+			PollInterval: cfg.RTBPollInterval,
+		}},
 		Pages: func(srv *fiber.App, shop *shopify.App) {
 			ui.Register(srv, ui.Options{
 				APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret, cfg.ShopifyAPISecretPrevious},

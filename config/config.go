@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Defaults named by the contract.
@@ -25,6 +26,12 @@ const (
 	// DefaultShopConcurrency is how many of one shop's jobs the whole
 	// deployment works on at once.
 	DefaultShopConcurrency = 2
+	// DefaultReconcileInterval is how often products updated since the
+	// last pass are listed, to catch webhooks that never came.
+	DefaultReconcileInterval = 15 * time.Minute
+	// DefaultRTBPollInterval is how long a job waits for its callback
+	// before GET Status is asked, and the first step of the backoff after.
+	DefaultRTBPollInterval = 30 * time.Minute
 )
 
 // Key is one encryption key from ENCRYPTION_KEYS.
@@ -52,9 +59,11 @@ type Config struct {
 	// ShopConcurrency caps the jobs of one shop worked on at once across
 	// every replica (SHOP_CONCURRENCY): a shop's Admin API rate limit is
 	// per shop, not per process.
-	ShopConcurrency int
-	LogLevel        slog.Level
-	LogFormat       string
+	ShopConcurrency   int
+	ReconcileInterval time.Duration
+	RTBPollInterval   time.Duration
+	LogLevel          slog.Level
+	LogFormat         string
 }
 
 // FieldError says which variable is wrong and how.
@@ -117,6 +126,19 @@ func Load(getenv func(string) string) (Config, error) {
 	perShop := get("SHOP_CONCURRENCY", strconv.Itoa(DefaultShopConcurrency))
 	if c.ShopConcurrency, err = strconv.Atoi(perShop); err != nil {
 		errs = append(errs, &FieldError{"SHOP_CONCURRENCY", fmt.Sprintf("%q is not a whole number", perShop)})
+	}
+	for _, d := range []struct {
+		name string
+		def  time.Duration
+		dst  *time.Duration
+	}{
+		{"RECONCILE_INTERVAL", DefaultReconcileInterval, &c.ReconcileInterval},
+		{"RTB_POLL_INTERVAL", DefaultRTBPollInterval, &c.RTBPollInterval},
+	} {
+		raw := get(d.name, d.def.String())
+		if *d.dst, err = time.ParseDuration(raw); err != nil {
+			errs = append(errs, &FieldError{d.name, fmt.Sprintf("%q is not a duration such as 15m, 2s or 1h30m", raw)})
+		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, &FieldError{"LOG_LEVEL", "must be debug, info, warn or error"})
@@ -239,6 +261,17 @@ func (c Config) Validate(p Purpose) error {
 	if c.ShopConcurrency < 1 || c.ShopConcurrency > 64 {
 		add("SHOP_CONCURRENCY", fmt.Sprintf("must be between 1 and 64, got %d", c.ShopConcurrency))
 	}
+	// A second is the finest the cron schedules; beyond a day a missed
+	// webhook or a dropped callback would wait longer than the merchant's
+	// requested delivery time.
+	for _, d := range []struct {
+		name string
+		val  time.Duration
+	}{{"RECONCILE_INTERVAL", c.ReconcileInterval}, {"RTB_POLL_INTERVAL", c.RTBPollInterval}} {
+		if d.val < time.Second || d.val > 24*time.Hour {
+			add(d.name, fmt.Sprintf("must be between 1s and 24h, got %s", d.val))
+		}
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		add("LOG_FORMAT", fmt.Sprintf("must be json or text, got %q", c.LogFormat))
 	}
@@ -321,6 +354,8 @@ func (c Config) attrs() []slog.Attr {
 		slog.Bool("ALLOW_PRIVATE_DOWNLOADS", c.AllowPrivateDownloads),
 		slog.Int("WORKERS", c.Workers),
 		slog.Int("SHOP_CONCURRENCY", c.ShopConcurrency),
+		slog.String("RECONCILE_INTERVAL", c.ReconcileInterval.String()),
+		slog.String("RTB_POLL_INTERVAL", c.RTBPollInterval.String()),
 		slog.String("LOG_LEVEL", c.LogLevel.String()),
 		slog.String("LOG_FORMAT", c.LogFormat),
 	}

@@ -2,8 +2,10 @@ package config
 
 import (
 	"encoding/base64"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 var goodKey = "k1:" + base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
@@ -39,6 +41,31 @@ func TestDefaults(t *testing.T) {
 	if len(c.EncryptionKeys) != 1 || c.EncryptionKeys[0].ID != "k1" || len(c.EncryptionKeys[0].Secret) != 32 {
 		t.Fatalf("keys: %+v", c.EncryptionKeys)
 	}
+	if c.ReconcileInterval != 15*time.Minute || c.RTBPollInterval != 30*time.Minute {
+		t.Fatalf("intervals: reconcile %s, poll %s; want 15m and 30m", c.ReconcileInterval, c.RTBPollInterval)
+	}
+}
+
+// TestIntervalsAreSettable: tests and operators shorten the reconciliation
+// and the polling of Remove The Background.
+func TestIntervalsAreSettable(t *testing.T) {
+	m := valid()
+	m["RECONCILE_INTERVAL"], m["RTB_POLL_INTERVAL"] = "5s", "2s"
+	c, err := Load(env(m))
+	if err == nil {
+		err = c.Validate(ForServe)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ReconcileInterval != 5*time.Second || c.RTBPollInterval != 2*time.Second {
+		t.Fatalf("intervals: reconcile %s, poll %s; want 5s and 2s", c.ReconcileInterval, c.RTBPollInterval)
+	}
+	var out strings.Builder
+	slog.New(slog.NewTextHandler(&out, nil)).Info("config", "config", c)
+	if !strings.Contains(out.String(), "RECONCILE_INTERVAL=5s") || !strings.Contains(out.String(), "RTB_POLL_INTERVAL=2s") {
+		t.Errorf("the logged configuration does not show the intervals: %s", out.String())
+	}
 }
 
 func TestEveryFailureNamesItsVariable(t *testing.T) {
@@ -68,6 +95,13 @@ func TestEveryFailureNamesItsVariable(t *testing.T) {
 		{"bad version", "SHOPIFY_API_VERSION", "2026-02"},
 		{"bad rtb url", "RTB_BASE_URL", "ftp://x"},
 		{"bad admin base", "SHOPIFY_ADMIN_BASE_URL", "not a url"},
+		{"reconcile not a duration", "RECONCILE_INTERVAL", "often"},
+		{"reconcile without unit", "RECONCILE_INTERVAL", "15"},
+		{"reconcile too often", "RECONCILE_INTERVAL", "100ms"},
+		{"reconcile negative", "RECONCILE_INTERVAL", "-5m"},
+		{"poll not a duration", "RTB_POLL_INTERVAL", "half an hour"},
+		{"poll too often", "RTB_POLL_INTERVAL", "0s"},
+		{"poll over a day", "RTB_POLL_INTERVAL", "25h"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,8 +21,12 @@ type Schedule struct {
 	Reconcile     string // catch products whose webhooks were missed
 	RefreshTokens string // refresh access tokens about to expire
 	Daily         string // fail overdue jobs, purge old deliveries
-	// PollAfter is how long a job waits for its callback before it is polled.
-	PollAfter time.Duration
+	// PollInterval is how long a job waits for its callback before GET
+	// Status is asked (after its submission, or after a callback that found
+	// it not delivered yet); each later ask waits as long as the job has
+	// already waited, so the intervals double up to MaxPollInterval.
+	PollInterval    time.Duration
+	MaxPollInterval time.Duration
 	// Overdue is how long past its requested delivery a job is failed.
 	Overdue time.Duration
 	// Disabled turns the scheduler off (tests drive the jobs directly).
@@ -40,9 +44,13 @@ func (s Schedule) withDefaults() Schedule {
 	def(&s.Reconcile, "@every 15m")
 	def(&s.RefreshTokens, "@every 15m")
 	def(&s.Daily, "0 3 * * *")
-	if s.PollAfter == 0 {
-		s.PollAfter = 30 * time.Minute
+	if s.PollInterval == 0 {
+		s.PollInterval = 30 * time.Minute
 	}
+	if s.MaxPollInterval == 0 {
+		s.MaxPollInterval = 3 * time.Hour
+	}
+	s.MaxPollInterval = max(s.MaxPollInterval, s.PollInterval)
 	if s.Overdue == 0 {
 		s.Overdue = 24 * time.Hour
 	}
@@ -147,12 +155,13 @@ func (l cronLogger) Error(err error, msg string, kv ...any) {
 	l.log.Error("cron: "+msg, append(kv, "err", err)...)
 }
 
-// WakeStalePolls makes jobs that waited PollAfter without a callback due,
-// so a worker asks GET Status (at most once per PollAfter per job).
+// WakeStalePolls makes due the jobs awaiting Remove The Background that have
+// no time to be asked at (a job normally carries its next poll in run_at;
+// this catches any that lost it), once they waited PollInterval.
 func (p *Pipeline) WakeStalePolls(ctx context.Context) error {
-	cut := p.now().Add(-p.o.Schedule.PollAfter)
+	cut := p.now().Add(-p.o.Schedule.PollInterval)
 	res := p.o.DB.WithContext(ctx).Model(&models.ImageJob{}).
-		Where("state = ? AND run_at IS NULL AND lease_owner IS NULL AND callback_at IS NULL AND submitted_at < ? AND updated_at < ?", models.JobAwaitingRTB, cut, cut).
+		Where("state = ? AND run_at IS NULL AND lease_owner IS NULL AND updated_at < ?", models.JobAwaitingRTB, cut).
 		Updates(map[string]any{"run_at": ms(p.now())})
 	if res.RowsAffected > 0 {
 		p.log.Info("polling jobs that got no callback", "jobs", res.RowsAffected)

@@ -217,13 +217,9 @@ func (p *Pipeline) poll(ctx context.Context, l *lease) error {
 		if st.StatusID != rtb.StatusNew && st.StatusID != rtb.StatusInProduction && st.StatusID != rtb.StatusFinished {
 			p.log.Info("unknown Remove The Background status, treated as in progress", "job", j.ID, "status_id", st.StatusID, "status", st.StatusName)
 		}
-		// A callback said it was done but the status disagrees: ask again
-		// shortly. Otherwise sleep until the callback or the cron.
-		var next *int64
-		if j.CallbackAt != nil && p.now().Sub(*j.CallbackAt) < time.Hour {
-			next = ptr(ms(p.now().Add(time.Minute)))
-		}
-		return l.release(ctx, map[string]any{"state": models.JobAwaitingRTB}, next, fmt.Sprintf("status %d %s", st.StatusID, st.StatusName))
+		// Not delivered yet, whether a callback said otherwise or none
+		// came: ask again later, at growing intervals.
+		return l.release(ctx, map[string]any{"state": models.JobAwaitingRTB}, ptr(p.nextPoll(j)), fmt.Sprintf("status %d %s", st.StatusID, st.StatusName))
 	}
 	if st.FinalImageURL == "" {
 		return p.fail(ctx, l, errNotReadyYet, "Remove The Background reported the image delivered without a file.")

@@ -53,14 +53,17 @@ func (p *Pipeline) submitted(ctx context.Context, l *lease, ticket string) error
 	// The worker may be stopping; the ticket must be written all the same.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeAfterStop)
 	defer cancel()
-	fields := map[string]any{"state": models.JobAwaitingRTB, "ticket": ticket, "submitted_at": p.now()}
+	now := p.now()
+	fields := map[string]any{"state": models.JobAwaitingRTB, "ticket": ticket, "submitted_at": now}
 	msg := "submitted, ticket " + ticket
+	next := ptr(p.firstPoll(now))
 	var shop models.Shop
 	if err := p.o.DB.WithContext(ctx).Select("id", "state").Where("id = ?", l.job.ShopID).Take(&shop).Error; err == nil && shop.State != models.ShopInstalled {
 		fields["state"], fields["error"] = models.JobCancelled, "The app was uninstalled."
 		msg = "submitted, ticket " + ticket + "; the app was uninstalled meanwhile, the ticket is kept for a reinstall"
+		next = nil
 	}
-	err := l.release(ctx, fields, nil, msg)
+	err := l.release(ctx, fields, next, msg)
 	if !errors.Is(err, ErrLeaseLost) {
 		return err
 	}
@@ -92,7 +95,7 @@ func (p *Pipeline) keepTicket(ctx context.Context, j *models.ImageJob, ticket st
 		to := cur.State
 		if cur.State == models.JobSubmitting || cur.State == models.JobFailed {
 			to = models.JobAwaitingRTB
-			fields["state"], fields["error"] = to, ""
+			fields["state"], fields["error"], fields["run_at"] = to, "", p.firstPoll(p.now())
 		}
 		res := tx.Model(&models.ImageJob{}).Where("id = ? AND ticket IS NULL AND submit_started_at = ?", cur.ID, *cur.SubmitStartedAt).Updates(fields)
 		if res.Error != nil || res.RowsAffected == 0 {

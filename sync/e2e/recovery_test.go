@@ -70,7 +70,7 @@ func postCallback(t *testing.T, u, ticket string) int {
 
 func TestDroppedCallbackIsRecoveredByThePollCron(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-		h := newHarness(t, db, harnessOptions{tune: func(o *imgsync.Options) { o.Schedule.PollAfter = time.Millisecond }})
+		h := newHarness(t, db, harnessOptions{tune: func(o *imgsync.Options) { o.Schedule.PollInterval = time.Millisecond }})
 		h.rtb.SetCallbackFaults(rtbtest.CallbackFaults{Drop: 100})
 		rec := h.createProduct(oneImage("dropped"))
 		waitReady(t, h, rec.ID)
