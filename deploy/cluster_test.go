@@ -93,10 +93,9 @@ type cluster struct {
 	nodes []*node
 	rr    atomic.Uint64
 
-	// holdAt > 0 holds the holdAt-th Admin API mutation of the cluster.
-	holdAt    atomic.Int64
-	mutations atomic.Int64
-	held      chan heldCall
+	// holdNext holds the next Admin API mutation any replica sends.
+	holdNext atomic.Bool
+	held     chan heldCall
 }
 
 // node is one serve process.
@@ -367,7 +366,7 @@ func (c *cluster) forward(w http.ResponseWriter, r *http.Request) {
 func (c *cluster) toStore(nd *node) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if r.Method == http.MethodPost && bytes.Contains(body, []byte("mutation")) && c.mutations.Add(1) == c.holdAt.Load() {
+		if r.Method == http.MethodPost && bytes.Contains(body, []byte("mutation")) && c.holdNext.CompareAndSwap(true, false) {
 			op := "mutation"
 			if m := mutationName.FindSubmatch(body); m != nil {
 				op = "mutation " + string(m[1])

@@ -111,19 +111,29 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	c.install()
 
 	half := products / 2
-	// Kill a replica mid-run, in the middle of a write-back: the cluster's
-	// fourth Admin API mutation (by then an image or two is written back)
-	// is held, never reaching the store, and the replica that sent it is
+	// Kill a replica mid-run, in the middle of a write-back: once an image
+	// is written back, the next Admin API mutation any replica sends is
+	// held, never reaching the store, and the replica that sent it is
 	// killed while it waits for the answer, its job leased and its
 	// product locked.
-	c.holdAt.Store(4)
 	before := createProducts(t, c, 0, half)
 	sendWebhooks(t, c, before, 0)
+	for deadline := time.Now().Add(60 * time.Second); !c.holdNext.Load(); time.Sleep(10 * time.Millisecond) {
+		for _, j := range c.jobs() {
+			if j.State == models.JobDone {
+				c.holdNext.Store(true)
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no image written back within 60 s: %s", states(c.jobs()))
+		}
+	}
 	var held heldCall
 	select {
 	case held = <-c.held:
 	case <-time.After(90 * time.Second):
-		t.Fatalf("no fourth write-back mutation within 90 s: %s", states(c.jobs()))
+		t.Fatalf("no write-back mutation within 90 s of the first image written back: %s", states(c.jobs()))
 	}
 	victim, heldOp := held.node, held.op
 	c.kill(victim)
@@ -176,6 +186,15 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		}
 	}
 
+	// Cron schedules start with each process, so the first periods fall a
+	// minute in (sooner where RECONCILE_INTERVAL is read): wait for some.
+	for deadline := began.Add(75 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var n int64
+		c.db.Model(&models.CronRun{}).Where("finished_at IS NOT NULL").Count(&n)
+		if n >= 1 {
+			break
+		}
+	}
 	jobs = c.jobs()
 	checkSubmittedOnce(t, c, jobs)
 	checkGalleries(t, c, all, jobs)
