@@ -23,6 +23,8 @@ type Shop struct {
 	Scopes                string
 	FairClock             int64 // no longer used: a shop's place in the claim order comes from its queued jobs
 	ReconciledAt          *time.Time
+	ReconcileCaught       int   // images the last reconciliation found that no webhook had announced
+	ReconcileCaughtTotal  int64 // the same, over every reconciliation of the shop
 	InstalledAt           *time.Time
 	UninstalledAt         *time.Time
 	CreatedAt             time.Time

@@ -125,7 +125,10 @@ func (p *Pipeline) reconcileShop(ctx context.Context, shop *models.Shop) (Enqueu
 	if total.Queued > 0 {
 		p.log.Info("reconciliation found images the webhooks missed", "shop", shop.Domain, "queued", total.Queued)
 	}
-	err = p.o.DB.WithContext(ctx).Model(&models.Shop{}).Where("id = ?", shop.ID).Update("reconciled_at", started).Error
+	err = p.o.DB.WithContext(ctx).Model(&models.Shop{}).Where("id = ?", shop.ID).Updates(map[string]any{
+		"reconciled_at": started, "reconcile_caught": total.Queued,
+		"reconcile_caught_total": gorm.Expr("reconcile_caught_total + ?", total.Queued),
+	}).Error
 	return total, err
 }
 

@@ -317,3 +317,15 @@ func (h *harness) installShop(domain string) {
 		h.t.Fatalf("install %s: %d", domain, resp.StatusCode)
 	}
 }
+
+// metrics returns the app's /metrics page.
+func (h *harness) metrics() string {
+	h.t.Helper()
+	resp, err := http.Get(h.url + "/metrics")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

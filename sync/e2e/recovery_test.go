@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -94,16 +95,46 @@ func TestDroppedCallbackIsRecoveredByThePollCron(t *testing.T) {
 func TestMissedWebhookIsRecoveredByReconciliation(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		h := newHarness(t, db, harnessOptions{})
+		if status, body := h.api("GET", "/api/reconciliation", nil); status != 200 || !strings.Contains(string(body), `"lastRunAt":null`) {
+			t.Fatalf("reconciliation before it ran: %d %s", status, body)
+		}
 		rec := h.createProduct(oneImage("missed")) // no webhook arrives
 		waitReady(t, h, rec.ID)
+		before := time.Now()
 		res, err := h.app.Pipeline.Reconcile(context.Background())
 		if err != nil || res.Queued != 1 {
 			t.Fatalf("reconcile queued %d, err %v; want 1", res.Queued, err)
 		}
 		h.waitJobs("done", allIn(1, models.JobDone))
-		// A second pass finds nothing new.
+		// The dashboard's API says when it ran and what it caught, and
+		// /metrics counts the images no webhook had announced.
+		var view struct {
+			Reconciliation struct {
+				LastRunAt   *time.Time `json:"lastRunAt"`
+				LastCaught  int        `json:"lastCaught"`
+				CaughtTotal int64      `json:"caughtTotal"`
+			} `json:"reconciliation"`
+		}
+		status, body := h.api("GET", "/api/reconciliation", nil)
+		if err := json.Unmarshal(body, &view); status != 200 || err != nil {
+			t.Fatalf("reconciliation: %d %s %v", status, body, err)
+		}
+		r := view.Reconciliation
+		if r.LastRunAt == nil || r.LastRunAt.Before(before.Add(-time.Second)) || r.LastCaught != 1 || r.CaughtTotal != 1 {
+			t.Fatalf("reconciliation after catching one image: %s", body)
+		}
+		if m := h.metrics(); !strings.Contains(m, "rtbshopify_reconcile_caught_images_total 1\n") {
+			t.Fatalf("/metrics lacks the caught image:\n%s", grepLines(m, "rtbshopify_reconcile"))
+		}
+		// A second pass finds nothing new: the last pass caught nothing,
+		// the total stays.
 		if res, err := h.app.Pipeline.Reconcile(context.Background()); err != nil || res.Queued != 0 {
 			t.Fatalf("second reconcile queued %d, err %v", res.Queued, err)
+		}
+		_, body = h.api("GET", "/api/reconciliation", nil)
+		json.Unmarshal(body, &view)
+		if view.Reconciliation.LastCaught != 0 || view.Reconciliation.CaughtTotal != 1 {
+			t.Fatalf("reconciliation after a pass that caught nothing: %s", body)
 		}
 	})
 }

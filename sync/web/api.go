@@ -53,6 +53,7 @@ func (a *API) Register(r fiber.Router) {
 	r.Post("/jobs/:id/revert", a.revertJob)
 	r.Post("/backfill", a.startBackfill)
 	r.Get("/backfill", a.backfillStatus)
+	r.Get("/reconciliation", a.reconciliation)
 }
 
 func (a *API) log() *slog.Logger {

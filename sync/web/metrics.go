@@ -45,13 +45,14 @@ func (m *httpMetrics) observe(method, route string, status int, d time.Duration)
 }
 
 // NewRegistry returns a registry with the Go runtime and process
-// collectors and a gauge of image jobs by state read from the database at
-// scrape time.
+// collectors, a gauge of image jobs by state and the reconciliation's
+// figures, read from the database at scrape time.
 func NewRegistry(db *gorm.DB, log *slog.Logger) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(&jobsCollector{db: db, log: log, desc: prometheus.NewDesc(
 		"rtbshopify_image_jobs", "Image jobs by state.", []string{"state"}, nil)})
+	reg.MustRegister(newReconcileCollector(db, log))
 	return reg
 }
 

@@ -497,6 +497,23 @@
     }
   });
 
+  // ---- reconciliation ----------------------------------------------------
+
+  // The regular check for images whose webhooks never came: when it last
+  // ran and what it caught.
+  async function loadReconciliation() {
+    try {
+      var r = (await api("GET", "/api/reconciliation")).reconciliation;
+      if (!r.lastRunAt) return;
+      var when = new Date(r.lastRunAt);
+      $("reconcile-status").textContent = "Last check for images Shopify did not announce: " +
+        (isNaN(when) ? r.lastRunAt : when.toLocaleString()) + ", found " + r.lastCaught +
+        " (" + r.caughtTotal + " in all).";
+    } catch (err) {
+      fail(err);
+    }
+  }
+
   // ---- start -------------------------------------------------------------
 
   // The sections stay hidden until the first answers are in, then appear together: nothing on
@@ -520,6 +537,7 @@
     reveal();
     loadTemplates();
     loadBackfill();
+    loadReconciliation();
   }
 
   start();
