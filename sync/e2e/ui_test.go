@@ -314,6 +314,19 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 	if jobs := h.jobs(); len(jobs) != 1 || jobs[0].State != models.JobReverted {
 		t.Errorf("jobs after revert: %s", describe(jobs))
 	}
+
+	// A job held by Shopify's IP allowlist puts a banner above everything.
+	held := h.jobs()[0]
+	held.ID, held.State, held.Error, held.MediaID = 0, models.JobRetrying, imgsync.AllowlistMessage, held.MediaID+"-2"
+	if err := h.db.Create(&held).Error; err != nil {
+		t.Fatal(err)
+	}
+	b.do("see the IP allowlist banner",
+		chromedp.Focus(chromedp.CSS(`#jobs-refresh button`)),
+		key("\r"),
+		waitJS(`!document.getElementById("notice").hidden && document.getElementById("notice-text").textContent.includes("IP allowlist")`),
+		waitJS(`document.getElementById("notice").getAttribute("role") === "status"`),
+	)
 	if errs := b.scriptErrors(); len(errs) > 0 {
 		t.Errorf("script errors: %q", errs)
 	}

@@ -96,6 +96,11 @@ func TestDashboardWebVitals(t *testing.T) {
 	page1 := b.value("first row", chromedp.Evaluate[string](firstID))
 	time.Sleep(300 * time.Millisecond) // let the last paint report its LCP entry
 	atLoad := readVitals(t, b)
+	b.screenshot("dashboard-500-jobs.png")
+	// A job without a processed image shows a placeholder, never a broken image.
+	if broken := b.value("find broken thumbnails", chromedp.Evaluate[string](`String(Array.prototype.filter.call(document.querySelectorAll("#jobs-body s-thumbnail img"), function (i) { return !(i.naturalWidth > 0); }).length)`)); broken != "0" {
+		t.Errorf("%s thumbnails failed to load", broken)
+	}
 
 	// Interactions: the next page with the mouse, the state filter and Refresh with the keyboard,
 	// then back to the first page.
@@ -120,7 +125,6 @@ func TestDashboardWebVitals(t *testing.T) {
 	if page1 == page2 {
 		t.Errorf("the next page showed the same first row %s", page1)
 	}
-	b.screenshot("dashboard-500-jobs.png")
 	if errs := b.scriptErrors(); len(errs) > 0 {
 		t.Errorf("script errors: %q", errs)
 	}

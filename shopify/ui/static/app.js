@@ -74,12 +74,15 @@
         return this.remember(this.urlToken);
       }
       if (this.shop) {
-        var res = await fetch("/dev/session-token?shop=" + encodeURIComponent(this.shop),
-          { headers: { Accept: "application/json" }, cache: "no-store" }).catch(function () { return null; });
-        if (res && res.ok) {
-          var body = await res.json();
-          if (body && body.token) return this.remember(body.token);
-        }
+        // Requests made at once (the first page load makes several) share one fetch.
+        var self = this;
+        this.pending = this.pending || fetch("/dev/session-token?shop=" + encodeURIComponent(this.shop),
+          { headers: { Accept: "application/json" }, cache: "no-store" })
+          .then(function (res) { return res.ok ? res.json() : null; })
+          .catch(function () { return null; })
+          .finally(function () { self.pending = null; });
+        var body = await this.pending;
+        if (body && body.token) return this.remember(body.token);
       }
       throw new ApiError(401, "no_session", "Your session has ended. Open the app again from your Shopify admin.");
     }
@@ -309,6 +312,7 @@
   function stateLabel(s) { return s.replace(/_/g, " "); }
 
   function safeURL(u) {
+    if (!u) return ""; // "" would resolve to this page's own address
     try {
       var parsed = new URL(u, window.location.href);
       return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : "";
