@@ -82,7 +82,9 @@ func TestRotateKeysWhileAReplicaServes(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for ctx.Err() == nil {
-					c.db.Model(&models.Shop{}).Where("domain = ?", c.shop).Update("access_token_expires_at", time.Now().Add(time.Minute))
+					// An hour-long token with a minute left: inside its refresh margin.
+					c.db.Model(&models.Shop{}).Where("domain = ?", c.shop).Updates(map[string]any{
+						"access_token_expires_at": time.Now().Add(time.Minute), "access_token_issued_at": time.Now().Add(-59 * time.Minute)})
 					time.Sleep(20 * time.Millisecond)
 				}
 			}()

@@ -18,10 +18,13 @@ type Shop struct {
 	State                 string
 	AccessToken           string // sealed
 	AccessTokenExpiresAt  *time.Time
-	RefreshToken          string // sealed
+	AccessTokenIssuedAt   *time.Time // with the expiry, the token's lifetime
+	RefreshToken          string     // sealed
 	RefreshTokenExpiresAt *time.Time
 	Scopes                string
-	FairClock             int64 // no longer used: a shop's place in the claim order comes from its queued jobs
+	RefreshOwner          *string // the replica refreshing the tokens now
+	RefreshUntil          *int64  // unix ms: when that refresh lease lapses
+	FairClock             int64   // no longer used: a shop's place in the claim order comes from its queued jobs
 	ReconciledAt          *time.Time
 	ReconcileCaught       int   // images the last reconciliation found that no webhook had announced
 	ReconcileCaughtTotal  int64 // the same, over every reconciliation of the shop

@@ -73,6 +73,10 @@ type tokenStub struct {
 	hosts     []string
 	refuseX   bool // token exchange answers 400
 	fail      int  // next n requests answer 503
+	expiresIn int  // access token lifetime in seconds; 0 means 3600
+	// hold, when set, keeps a refresh request waiting until it is closed;
+	// held is closed when one starts waiting.
+	hold, held chan struct{}
 }
 
 func newTokenStub(t *testing.T, c *clock) *tokenStub {
@@ -105,6 +109,18 @@ func (s *tokenStub) handle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	shop := r.Host
+	if r.PostForm.Get("grant_type") == "refresh_token" {
+		s.mu.Lock()
+		hold, held := s.hold, s.held
+		s.held = nil
+		s.mu.Unlock()
+		if held != nil {
+			close(held)
+		}
+		if hold != nil {
+			<-hold
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.hosts = append(s.hosts, shop)
@@ -155,9 +171,13 @@ func (s *tokenStub) handle(w http.ResponseWriter, r *http.Request) {
 	s.refreshes[refresh] = shop
 	s.issued = append(s.issued, access, refresh)
 	w.Header().Set("Content-Type", "application/json")
+	expiresIn := s.expiresIn
+	if expiresIn == 0 {
+		expiresIn = 3600
+	}
 	json.NewEncoder(w).Encode(map[string]any{
 		"access_token": access, "scope": "read_products,write_products,write_files",
-		"expires_in": 3600, "refresh_token": refresh, "refresh_token_expires_in": 7776000,
+		"expires_in": expiresIn, "refresh_token": refresh, "refresh_token_expires_in": 7776000,
 	})
 }
 
@@ -393,7 +413,6 @@ func sign(body []byte, secret string) string {
 	return base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
 
-// webhook sends a signed delivery.
 // webhook posts a signed delivery and, once it is answered 2xx, fans the
 // inbox out as the pipeline would right after the commit.
 func (e *env) webhook(topic, shop, id string, body []byte, secret string, hdr map[string]string) (*http.Response, string) {

@@ -223,3 +223,64 @@ func TestRefreshExpiring(t *testing.T) {
 		}
 	})
 }
+
+// A token that lives two minutes is refreshed near its end, not on every
+// call: the margin is a fraction of its lifetime.
+func TestShortLivedTokenIsRefreshedNearItsEndOnly(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, _ string) {
+		e := newEnv(t, db)
+		e.stub.set(func(st *tokenStub) { st.expiresIn = 120 })
+		e.install(testShop)
+		for range 3 {
+			if _, err := e.app.Tokens().AccessToken(context.Background(), testShop); err != nil {
+				t.Fatal(err)
+			}
+			e.clock.Advance(30 * time.Second)
+		}
+		if _, r := e.stub.counts(testShop); r != 0 {
+			t.Fatalf("a 2-minute token was refreshed %d times within its first 90 s", r)
+		}
+		e.clock.Advance(21 * time.Second) // 9 s left, under a twelfth of its life
+		if _, err := e.app.Tokens().AccessToken(context.Background(), testShop); err != nil {
+			t.Fatal(err)
+		}
+		if _, r := e.stub.counts(testShop); r != 1 {
+			t.Fatalf("refreshes near the end = %d, want 1", r)
+		}
+	})
+}
+
+// While Shopify takes its time answering a refresh, the database is not
+// held: the shop's row can be written (MySQL) and the single SQLite
+// connection is free.
+func TestRefreshHoldsNoTransactionAcrossTheCall(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, _ string) {
+		e := newEnv(t, db)
+		s := e.install(testShop)
+		hold, held := make(chan struct{}), make(chan struct{})
+		e.stub.set(func(st *tokenStub) { st.hold, st.held = hold, held })
+		e.clock.Advance(58 * time.Minute)
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.app.Tokens().AccessToken(context.Background(), testShop)
+			done <- err
+		}()
+		select {
+		case <-held:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the refresh never reached Shopify")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := db.WithContext(ctx).Model(&models.Shop{}).Where("id = ?", s.ID).Update("scopes", "read_products,write_products,write_files").Error; err != nil {
+			t.Fatalf("writing the shop's row during the refresh call: %v", err)
+		}
+		close(hold)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if after := e.shop(testShop); after.RefreshOwner != nil || after.RefreshUntil != nil || after.RefreshToken == s.RefreshToken {
+			t.Fatalf("after the refresh: lease %v/%v, refresh token rotated %v", after.RefreshOwner, after.RefreshUntil, after.RefreshToken != s.RefreshToken)
+		}
+	})
+}
