@@ -31,41 +31,55 @@ func benchDB(b *testing.B) modelstest.DB {
 }
 
 // BenchmarkCallback measures the Remove The Background callback route:
-// token check, body parsing and the database write, with 2,000 jobs each
-// called back repeatedly (the first call records, the rest are the
-// service's retries). "http" goes over loopback HTTP with the load
+// token check, body parsing and the database work, for each of its two
+// paths on jobs made for it. "first" is a job's first callback, each on a
+// fresh job: it is recorded in a transaction (callback time, event, wake).
+// "duplicate" is the service's retries of a callback already recorded,
+// answered from one read. "http" goes over loopback HTTP with the load
 // generator in the same process; "handler" calls the Fiber handler
 // directly, which leaves the machine's cores to the app and the database.
 func BenchmarkCallback(b *testing.B) {
 	db := benchDB(b)
 	h := newHarness(b, db.DB, harnessOptions{noStart: true})
-	const jobs = 2000
-	now := time.Now().UTC()
 	var shop models.Shop
 	db.DB.Take(&shop)
-	rows := make([]models.ImageJob, jobs)
-	for i := range rows {
-		ticket := fmt.Sprintf("ticket-%d", i)
-		rows[i] = models.ImageJob{ShopID: shop.ID, ProductID: "gid://shopify/Product/1", MediaID: fmt.Sprint("gid://shopify/MediaImage/", i),
-			State: models.JobAwaitingRTB, Ticket: &ticket, CreatedAt: now, UpdatedAt: now}
+	var made atomic.Int64
+	// jobs makes n jobs awaiting Remove The Background (called back
+	// already, when recorded) and returns their callback paths and bodies.
+	jobs := func(b *testing.B, n int, recorded bool) (ids []uint64, paths, bodies []string) {
+		b.Helper()
+		now := time.Now().UTC()
+		rows := make([]models.ImageJob, n)
+		for i := range rows {
+			k := made.Add(1)
+			ticket := fmt.Sprintf("ticket-%d", k)
+			rows[i] = models.ImageJob{ShopID: shop.ID, ProductID: "gid://shopify/Product/1", MediaID: fmt.Sprint("gid://shopify/MediaImage/", k),
+				State: models.JobAwaitingRTB, Ticket: &ticket, CreatedAt: now, UpdatedAt: now}
+			if recorded {
+				rows[i].CallbackAt = &now
+			}
+		}
+		if err := db.DB.CreateInBatches(rows, 500).Error; err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range rows {
+			ids = append(ids, r.ID)
+			paths = append(paths, "/rtb/callback/"+h.app.Signer.Token(r.ID))
+			bodies = append(bodies, url.Values{"imageTicket": {*r.Ticket}, "ProcessedImageURL": {"https://files.example/x.png"}}.Encode())
+		}
+		return ids, paths, bodies
 	}
-	if err := db.DB.CreateInBatches(rows, 500).Error; err != nil {
-		b.Fatal(err)
-	}
-	paths := make([]string, jobs)
-	bodies := make([]string, jobs)
-	for i, r := range rows {
-		paths[i] = "/rtb/callback/" + h.app.Signer.Token(r.ID)
-		bodies[i] = url.Values{"imageTicket": {*r.Ticket}, "ProcessedImageURL": {"https://files.example/x.png"}}.Encode()
-	}
-	run := func(b *testing.B, call func(i int64) bool) {
+	// run calls the route b.N times from 8 goroutines per core, each time
+	// with the next of paths (cycling when there are fewer than b.N).
+	run := func(b *testing.B, path string, paths, bodies []string, call func(path, body string) bool) {
 		var next, failed atomic.Int64
 		b.SetParallelism(8)
 		b.ResetTimer()
 		start := time.Now()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if !call(next.Add(1) % jobs) {
+				i := (next.Add(1) - 1) % int64(len(paths))
+				if !call(paths[i], bodies[i]) {
 					failed.Add(1)
 				}
 			}
@@ -76,32 +90,58 @@ func BenchmarkCallback(b *testing.B) {
 			b.Fatalf("%d callbacks failed", failed.Load())
 		}
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
-		b.Logf("%s: %d callbacks in %s: %.0f requests/s", db.Name, b.N, elapsed.Round(time.Millisecond), float64(b.N)/elapsed.Seconds())
+		b.Logf("%s, %s path: %d callbacks in %s: %.0f requests/s", db.Name, path, b.N, elapsed.Round(time.Millisecond), float64(b.N)/elapsed.Seconds())
 	}
-	b.Run("http", func(b *testing.B) {
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-		run(b, func(i int64) bool {
-			resp, err := client.Post(h.url+paths[i], "application/x-www-form-urlencoded", strings.NewReader(bodies[i]))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	handler := h.app.HTTP.Handler()
+	transports := []struct {
+		name string
+		call func(path, body string) bool
+	}{
+		{"http", func(path, body string) bool {
+			resp, err := client.Post(h.url+path, "application/x-www-form-urlencoded", strings.NewReader(body))
 			if err != nil {
 				return false
 			}
 			io.Copy(io.Discard, resp.Body) // lets the connection be reused
 			resp.Body.Close()
 			return resp.StatusCode == 200
-		})
-	})
-	b.Run("handler", func(b *testing.B) {
-		handler := h.app.HTTP.Handler()
-		run(b, func(i int64) bool {
+		}},
+		{"handler", func(path, body string) bool {
 			var fc fasthttp.RequestCtx
 			fc.Request.Header.SetMethod("POST")
-			fc.Request.SetRequestURI(paths[i])
+			fc.Request.SetRequestURI(path)
 			fc.Request.Header.SetContentType("application/x-www-form-urlencoded")
-			fc.Request.SetBodyString(bodies[i])
+			fc.Request.SetBodyString(body)
 			handler(&fc)
 			return fc.Response.StatusCode() == 200
+		}},
+	}
+	for _, tr := range transports {
+		b.Run(tr.name+"/first", func(b *testing.B) {
+			b.StopTimer()
+			ids, paths, bodies := jobs(b, b.N, false)
+			run(b, "first", paths, bodies, tr.call)
+			// Every call took the first-callback path: each job has its
+			// callback recorded and exactly one event for it.
+			var recorded, events int64
+			db.DB.Model(&models.ImageJob{}).Where("id IN ? AND callback_at IS NOT NULL", ids).Count(&recorded)
+			db.DB.Model(&models.JobEvent{}).Where("job_id IN ? AND message = ?", ids, "callback received").Count(&events)
+			if int(recorded) != b.N || int(events) != b.N {
+				b.Fatalf("%d calls recorded %d callbacks and %d events, want one each", b.N, recorded, events)
+			}
 		})
-	})
+		b.Run(tr.name+"/duplicate", func(b *testing.B) {
+			b.StopTimer()
+			ids, paths, bodies := jobs(b, 2000, true)
+			run(b, "duplicate", paths, bodies, tr.call)
+			var events int64
+			db.DB.Model(&models.JobEvent{}).Where("job_id IN ?", ids).Count(&events)
+			if events != 0 {
+				b.Fatalf("duplicate callbacks wrote %d events, want none", events)
+			}
+		})
+	}
 }
 
 // BenchmarkWriteBackRate runs 1,000 images across 10 shops through the

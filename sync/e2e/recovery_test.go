@@ -178,21 +178,48 @@ func TestOverBudgetWaitsAndResumesWhenRaised(t *testing.T) {
 	})
 }
 
+// TestUninstallMidFlightCancelsAndWritesNothing: the merchant uninstalls
+// while the image is at Remove The Background; the image is delivered and
+// called back afterwards, and the product is left exactly as it was.
 func TestUninstallMidFlightCancelsAndWritesNothing(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-		h := newHarness(t, db, harnessOptions{rtb: func(o *rtbtest.Options) { o.ProductionFor = time.Hour }})
+		clock := rtbtest.NewClock(time.Now())
+		h := newHarness(t, db, harnessOptions{rtb: func(o *rtbtest.Options) { o.Now = clock.Now; o.ProductionFor = time.Hour }})
 		rec := h.createProduct(oneImage("uninstall"))
 		before := waitReady(t, h, rec.ID)
 		h.webhook("products/create", rec.ID)
-		h.waitJobs("submitted", allIn(1, models.JobAwaitingRTB))
+		jobs := h.waitJobs("submitted", allIn(1, models.JobAwaitingRTB))
 		resp, err := h.store.SendWebhook(context.Background(), h.url+"/webhooks", shopDomain, "app/uninstalled", map[string]any{"domain": shopDomain})
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("uninstall webhook: %v %v", resp, err)
 		}
 		h.waitJobs("cancelled", allIn(1, models.JobCancelled))
+		h.store.ResetRequests()
+		// The editors finish: the image is delivered and its callback
+		// reaches the app, mid-flight of a cancelled job.
+		clock.Advance(2 * time.Hour)
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if j, ok := h.rtb.Job(*jobs[0].Ticket); ok && j.StatusID == rtbtest.StatusDelivered && j.CallbackDelivered {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the image was never delivered and called back")
+			}
+			sleep()
+		}
+		time.Sleep(300 * time.Millisecond) // the workers keep running
+		if j := h.jobs()[0]; j.State != models.JobCancelled || j.CallbackAt == nil {
+			t.Errorf("after the delivery the job is %s (callback %v), want cancelled with the callback noted", j.State, j.CallbackAt)
+		}
 		after := h.store.Product(shopDomain, rec.ID)
 		if len(after.Media) != 1 || !bytes.Equal(after.Media[0].Data, before.Media[0].Data) {
 			t.Error("the product changed after uninstall")
+		}
+		for _, r := range h.store.Requests() {
+			if r.Operation != "" {
+				t.Errorf("the app called Shopify (%s) after the merchant uninstalled it", r.Operation)
+			}
 		}
 	})
 }
