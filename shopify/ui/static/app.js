@@ -341,7 +341,7 @@
 
   function thumb(url, alt) {
     var src = safeURL(url);
-    if (!src) return el("span", { "class": "no-thumb" }, "—");
+    if (!src) return el("span", { "class": "no-thumb", role: "img", "aria-label": alt + " (none yet)" }, "—");
     return el("s-thumbnail", { src: src, alt: alt, size: "small" });
   }
 
