@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -179,7 +180,7 @@ func checkNetworkPolicy(t *testing.T, np map[string]any, podLabels map[string]an
 	key := str(dig(np, "spec", "podSelector", "matchExpressions", 0, "key"))
 	for what, l := range map[string]any{"Deployment": podLabels, "Job": jobLabels} {
 		m, _ := l.(map[string]any)
-		if !contains(values, str(m[key])) {
+		if !slices.Contains(values, str(m[key])) {
 			t.Errorf("NetworkPolicy does not select the %s's pods (%v)", what, l)
 		}
 	}
@@ -211,15 +212,6 @@ func strs(v any) []string {
 		out[i] = str(x)
 	}
 	return out
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // webhookTopics reads the topics the app handles from the shopify
@@ -434,4 +426,4 @@ func keys(m map[string]bool) []string {
 	return out
 }
 
-func isJobState(s string) bool { return contains(models.JobStates, s) }
+func isJobState(s string) bool { return slices.Contains(models.JobStates, s) }

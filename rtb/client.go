@@ -56,7 +56,7 @@ type Credentials struct {
 // String never shows the keys, so a Credentials printed by mistake leaks nothing.
 func (c Credentials) String() string {
 	return fmt.Sprintf("rtb.Credentials{ContactEmail: %q, ContactAPIKey: %s, DeveloperAPIKey: %s}",
-		c.ContactEmail, maskKey(c.ContactAPIKey), maskKey(c.DeveloperAPIKey))
+		c.ContactEmail, MaskKey(c.ContactAPIKey), MaskKey(c.DeveloperAPIKey))
 }
 
 // GoString keeps %#v from printing the fields raw.
@@ -66,8 +66,8 @@ func (c Credentials) GoString() string { return c.String() }
 func (c Credentials) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("contact_email", c.ContactEmail),
-		slog.String("contact_api_key", maskKey(c.ContactAPIKey)),
-		slog.String("developer_api_key", maskKey(c.DeveloperAPIKey)),
+		slog.String("contact_api_key", MaskKey(c.ContactAPIKey)),
+		slog.String("developer_api_key", MaskKey(c.DeveloperAPIKey)),
 	)
 }
 
@@ -89,11 +89,23 @@ func (c Credentials) developerKey() string {
 	return c.ContactAPIKey
 }
 
-func maskKey(k string) string {
-	if k == "" {
-		return `""`
+// MaskPrefix starts a masked key. The settings API answers keys masked, and
+// a key sent back starting with it means "keep the stored one".
+const MaskPrefix = "…"
+
+// MaskKey shows only whether a key is set and, for a key of 8 characters
+// or more, its last two (so a merchant can tell which key is stored); a
+// shorter key shows nothing of itself. Every place that shows a key (logs,
+// errors, API answers) masks it with this.
+func MaskKey(k string) string {
+	r := []rune(k)
+	switch {
+	case len(r) == 0:
+		return ""
+	case len(r) < 8:
+		return MaskPrefix
 	}
-	return "[REDACTED]"
+	return MaskPrefix + string(r[len(r)-2:])
 }
 
 // Template is one way of processing images, with its price per image.

@@ -109,10 +109,6 @@ func NewDownloader(allowPrivate bool) *Downloader {
 	return d
 }
 
-// HTTPClient returns the guarded client (same transport, same redirect rules)
-// for downloads that are not product images. Callers must still cap bodies.
-func (d *Downloader) HTTPClient() *http.Client { return d.client }
-
 func checkRedirect(req *http.Request, via []*http.Request) error {
 	if len(via) > maxRedirects {
 		return &DownloadError{Rule: RuleRedirects, URL: redactURL(via[0].URL), Detail: fmt.Sprintf("more than %d redirects", maxRedirects)}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -316,10 +317,10 @@ func (w *writer) relink(ctx context.Context, product *admin.Product, variants []
 		if !ok {
 			continue // the variant was deleted meanwhile
 		}
-		if contains(media, to) {
+		if slices.Contains(media, to) {
 			continue
 		}
-		if contains(media, from) {
+		if slices.Contains(media, from) {
 			if err := w.c.DetachVariantMedia(ctx, product.ID, []admin.VariantMedia{{VariantID: v, MediaID: from}}); err != nil {
 				return err
 			}
@@ -329,15 +330,6 @@ func (w *writer) relink(ctx context.Context, product *admin.Product, variants []
 		}
 	}
 	return nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (w *writer) finish(ctx context.Context, resultID, msg string) error {

@@ -37,9 +37,6 @@ const (
 	// rtbTimeout bounds a live call to Remove The Background made while
 	// the merchant waits.
 	rtbTimeout = 20 * time.Second
-	// maskPrefix starts a masked API key; a key sent back starting with it
-	// means "keep the stored one".
-	maskPrefix = "…"
 )
 
 // Register mounts the routes on r (main mounts it at /api).
@@ -110,19 +107,6 @@ type rtbJSON struct {
 	DeveloperAPIKey string `json:"developerApiKey"`
 }
 
-// maskKey shows only that a key is set and its last two characters; a
-// short key shows nothing of itself.
-func maskKey(k string) string {
-	r := []rune(k)
-	switch {
-	case len(r) == 0:
-		return ""
-	case len(r) < 8:
-		return maskPrefix
-	}
-	return maskPrefix + string(r[len(r)-2:])
-}
-
 func nonNil(l []string) []string {
 	if l == nil {
 		return []string{}
@@ -138,8 +122,8 @@ func (a *API) settingsView(ctx context.Context, s imgsync.Settings) (settingsJSO
 	ready, why := s.Ready()
 	return settingsJSON{
 		Enabled: s.Enabled,
-		RTB: rtbJSON{ContactEmail: s.Credentials.ContactEmail, ContactAPIKey: maskKey(s.Credentials.ContactAPIKey),
-			DeveloperAPIKey: maskKey(s.Credentials.DeveloperAPIKey)},
+		RTB: rtbJSON{ContactEmail: s.Credentials.ContactEmail, ContactAPIKey: rtb.MaskKey(s.Credentials.ContactAPIKey),
+			DeveloperAPIKey: rtb.MaskKey(s.Credentials.DeveloperAPIKey)},
 		TemplateID: s.TemplateID, ImageScope: s.ImageScope, WriteMode: s.WriteMode,
 		DeliveryHours: s.DeliveryHours, MonthlyBudget: s.MonthlyBudget,
 		Filters: imgsync.Filters{ProductTypes: nonNil(s.Filters.ProductTypes), Vendors: nonNil(s.Filters.Vendors),
@@ -263,7 +247,7 @@ func merge(s imgsync.Settings, in settingsInput) imgsync.Settings {
 			if v == nil {
 				return
 			}
-			if k := strings.TrimSpace(*v); k != "" && !strings.HasPrefix(k, maskPrefix) {
+			if k := strings.TrimSpace(*v); k != "" && !strings.HasPrefix(k, rtb.MaskPrefix) {
 				*dst = k
 			}
 		}

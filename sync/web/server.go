@@ -121,7 +121,6 @@ func requestLogger(log *slog.Logger, m *httpMetrics) fiber.Handler {
 		}
 		c.Locals(requestIDKey, id)
 		c.Set(fiber.HeaderXRequestID, id)
-		c.SetUserContext(context.WithValue(c.UserContext(), ctxRequestID{}, id))
 
 		err := c.Next()
 		if err != nil {
@@ -157,14 +156,6 @@ func requestLogger(log *slog.Logger, m *httpMetrics) fiber.Handler {
 			"status", status, "ms", elapsed.Milliseconds())
 		return nil
 	}
-}
-
-type ctxRequestID struct{}
-
-// RequestIDFrom returns the request id stored in a request's context.
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(ctxRequestID{}).(string)
-	return id
 }
 
 // errorHandler answers every error as the contract's JSON and never shows
