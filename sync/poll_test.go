@@ -1,10 +1,16 @@
 package sync
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"gorm.io/gorm"
+
 	"rtbshopify/models"
+	"rtbshopify/models/modelstest"
+	"rtbshopify/rtb"
 )
 
 // TestPollsBackOffUpToACap: each GET Status waits as long again as the job
@@ -36,4 +42,49 @@ func TestPollsBackOffUpToACap(t *testing.T) {
 	if got := time.UnixMilli(p.nextPoll(j)).UTC().Sub(cb); got != 30*time.Minute {
 		t.Fatalf("after a callback the next ask waits %s, want 30m", got)
 	}
+}
+
+// statusRTB answers GET Status with a fixed status; nothing else.
+type statusRTB struct{ status int }
+
+func (s statusRTB) Templates(context.Context, rtb.Credentials) ([]rtb.Template, error) {
+	return nil, errors.New("not in this test")
+}
+func (s statusRTB) SubmitImage(context.Context, rtb.Credentials, rtb.SubmitRequest) (string, error) {
+	return "", errors.New("not in this test")
+}
+func (s statusRTB) Status(_ context.Context, _ rtb.Credentials, ticket string) (*rtb.ImageStatus, error) {
+	return &rtb.ImageStatus{Ticket: ticket, StatusID: s.status, StatusName: "In production"}, nil
+}
+
+// TestACallbackDuringAPollCounts: a callback that arrives while a worker is
+// asking GET Status does not wake the job (the worker holds it); the
+// worker's next ask is planned from that callback, PollInterval later,
+// not from the submission hours ago.
+func TestACallbackDuringAPollCounts(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p, clock := queuedJob(t, db)
+		p.o.RTB = statusRTB{status: rtb.StatusInProduction}
+		var j models.ImageJob
+		db.Take(&j)
+		submitted := clock.Now().Add(-2 * time.Hour)
+		db.Model(&j).Updates(map[string]any{"state": models.JobAwaitingRTB, "ticket": "T-1", "submitted_at": submitted, "run_at": ms(clock.Now())})
+		l, err := p.claim(context.Background())
+		if err != nil || l == nil {
+			t.Fatalf("claim: %v %v", l, err)
+		}
+		if out, err := p.RecordCallback(context.Background(), j.ID, rtb.Callback{Ticket: "T-1"}); err != nil || out != rtb.CallbackRecorded {
+			t.Fatalf("callback: %v %v", out, err)
+		}
+		if err := p.poll(context.Background(), l); err != nil {
+			t.Fatal(err)
+		}
+		db.Take(&j, j.ID)
+		if j.RunAt == nil {
+			t.Fatal("the job has no next ask")
+		}
+		if got := time.UnixMilli(*j.RunAt).Sub(clock.Now()); (got - p.o.Schedule.PollInterval).Abs() > time.Millisecond {
+			t.Fatalf("next ask %s from now, want %s after the callback", got, p.o.Schedule.PollInterval)
+		}
+	})
 }

@@ -219,7 +219,7 @@ func (p *Pipeline) poll(ctx context.Context, l *lease) error {
 		}
 		// Not delivered yet, whether a callback said otherwise or none
 		// came: ask again later, at growing intervals.
-		return l.release(ctx, map[string]any{"state": models.JobAwaitingRTB}, ptr(p.nextPoll(j)), fmt.Sprintf("status %d %s", st.StatusID, st.StatusName))
+		return l.release(ctx, map[string]any{"state": models.JobAwaitingRTB}, ptr(p.nextPollOf(ctx, j)), fmt.Sprintf("status %d %s", st.StatusID, st.StatusName))
 	}
 	if st.FinalImageURL == "" {
 		return p.fail(ctx, l, errNotReadyYet, "Remove The Background reported the image delivered without a file.")
