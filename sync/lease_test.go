@@ -9,6 +9,7 @@ import (
 
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
+	"rtbshopify/rtb"
 )
 
 // TestActionsLeaveAJobAWorkerHolds: uninstall, the overdue sweep and the
@@ -80,6 +81,61 @@ func TestATicketOutlivesALostLease(t *testing.T) {
 		db.Take(&j, l.job.ID)
 		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-2" {
 			t.Fatalf("after a lost lease: %s ticket %v; want awaiting_rtb with ticket T-2", j.State, j.Ticket)
+		}
+	})
+}
+
+// TestACancelledUnconfirmedSubmissionIsRecovered: the worker died while
+// submitting and the merchant uninstalled; the job is cancelled with no
+// ticket. Its callback still adopts the ticket (the job stays cancelled
+// while the app is uninstalled), and the reinstall's next webhook brings
+// it back to wait for the delivery, without a second submission.
+func TestACancelledUnconfirmedSubmissionIsRecovered(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p, clock := queuedJob(t, db)
+		var j models.ImageJob
+		db.Take(&j)
+		db.Model(&j).Updates(map[string]any{"state": models.JobCancelled, "submit_started_at": clock.Now(), "submit_month": clock.Now().Format("2006-01"),
+			"price": "0.95", "run_at": nil, "error": "The app was uninstalled."})
+		db.Model(&models.Shop{}).Where("id = ?", j.ShopID).Update("state", models.ShopUninstalled)
+		out, err := p.RecordCallback(context.Background(), j.ID, rtb.Callback{Ticket: "T-3"})
+		if err != nil || out != rtb.CallbackRecorded {
+			t.Fatalf("callback on a cancelled unconfirmed submission: %v %v", out, err)
+		}
+		db.Take(&j, j.ID)
+		if j.State != models.JobCancelled || j.Ticket == nil || *j.Ticket != "T-3" {
+			t.Fatalf("after the callback: %s ticket %v; want cancelled with ticket T-3", j.State, j.Ticket)
+		}
+		// The merchant installs again; the product's next webhook revives it.
+		var shop models.Shop
+		db.Model(&models.Shop{}).Where("id = ?", j.ShopID).Update("state", models.ShopInstalled)
+		db.Take(&shop, j.ShopID)
+		enqueue(t, p, &shop, webhookOf(j.ProductID, image(j.MediaID, 1)))
+		db.Take(&j, j.ID)
+		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-3" {
+			t.Fatalf("after the reinstall: %s ticket %v; want awaiting_rtb with ticket T-3", j.State, j.Ticket)
+		}
+	})
+}
+
+// TestACancelledSubmissionOfUnknownOutcomeWaitsAgain: with no callback
+// yet, a reinstall brings an unconfirmed cancelled submission back to wait
+// for its callback or the merchant's Retry: never resubmitted by itself.
+func TestACancelledSubmissionOfUnknownOutcomeWaitsAgain(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p, clock := queuedJob(t, db)
+		var j models.ImageJob
+		db.Take(&j)
+		db.Model(&j).Updates(map[string]any{"state": models.JobCancelled, "submit_started_at": clock.Now(), "run_at": nil})
+		var shop models.Shop
+		db.Take(&shop, j.ShopID)
+		enqueue(t, p, &shop, webhookOf(j.ProductID, image(j.MediaID, 1)))
+		db.Take(&j, j.ID)
+		if j.State != models.JobSubmitting || j.RunAt != nil || j.Error == "" {
+			t.Fatalf("after the reinstall: %s run_at %v error %q; want an unconfirmed submission waiting", j.State, j.RunAt, j.Error)
+		}
+		if l, _ := p.claim(context.Background()); l != nil {
+			t.Fatal("an unconfirmed submission was claimed (it would be paid twice)")
 		}
 	})
 }
