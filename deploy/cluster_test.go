@@ -106,6 +106,8 @@ type node struct {
 	log  string
 	dead atomic.Bool
 	done chan error
+	// webhooks and callbacks count what this replica answered.
+	webhooks, callbacks atomic.Int64
 	// shopify is this replica's own way to the fake store, so the test can
 	// stop it in the middle of a write-back.
 	shopify *httptest.Server
@@ -323,6 +325,17 @@ func (c *cluster) stopAll() {
 	}
 }
 
+// spread says how many webhooks and callbacks each replica answered.
+func (c *cluster) spread() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var parts []string
+	for _, nd := range c.nodes {
+		parts = append(parts, fmt.Sprintf("replica %d: %d webhooks, %d callbacks", nd.n, nd.webhooks.Load(), nd.callbacks.Load()))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // live lists the replicas still running.
 func (c *cluster) live() []*node {
 	c.mu.Lock()
@@ -351,6 +364,9 @@ func (c *cluster) forward(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		defer resp.Body.Close()
+		if strings.HasPrefix(r.URL.Path, "/rtb/callback/") {
+			nd.callbacks.Add(1)
+		}
 		for k, v := range resp.Header {
 			w.Header()[k] = v
 		}
@@ -463,6 +479,7 @@ func (c *cluster) webhook(nd *node, topic, productID string) {
 	if resp.StatusCode != http.StatusOK {
 		c.t.Errorf("%s to replica %d: %d", topic, nd.n, resp.StatusCode)
 	}
+	nd.webhooks.Add(1)
 }
 
 func (c *cluster) jobs() []models.ImageJob {
