@@ -66,13 +66,17 @@ func Open(ctx context.Context, databaseURL string, log *slog.Logger) (*gorm.DB, 
 		if err != nil {
 			return nil, err
 		}
+		pool, err := PoolOf(databaseURL)
+		if err != nil {
+			return nil, err
+		}
 		db, err = gorm.Open(mysql.Open(dsn), gcfg)
 		if err != nil {
 			return nil, fmt.Errorf("open mysql: %s", redactDriverError(err))
 		}
 		sqlDB, _ := db.DB()
-		sqlDB.SetMaxOpenConns(20)
-		sqlDB.SetMaxIdleConns(10)
+		sqlDB.SetMaxOpenConns(pool.MaxOpen)
+		sqlDB.SetMaxIdleConns(pool.MaxIdle)
 		sqlDB.SetConnMaxLifetime(30 * time.Minute)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 	default:
@@ -129,6 +133,9 @@ func MySQLDSN(databaseURL string) (string, error) {
 	c.Timeout = 5 * time.Second
 	c.Params = map[string]string{"charset": "utf8mb4", "time_zone": "'+00:00'"}
 	for k, vs := range u.Query() {
+		if poolParams[k] {
+			continue // sizes the pool; not a session variable
+		}
 		if len(vs) > 0 {
 			c.Params[k] = vs[0]
 		}
