@@ -110,6 +110,7 @@ type ImageJob struct {
 	FinalImageURL    string
 	ProcessedURL     string
 	ResultMediaID    string
+	BackfillRun      *int64 // the backfill run that queued the job, whose confirmed amount it counts against
 	Step             string
 	Error            string
 	DueBy            *time.Time
@@ -176,6 +177,8 @@ type Backfill struct {
 	ProductsSeen  int
 	ImagesQueued  int
 	ImagesSkipped int
+	Run           int64  // counts the shop's backfill starts; the jobs a run queues carry it
+	ConfirmAmount string // what the merchant confirmed this run may spend, "" for no cap
 	Error         string
 	LeaseUntil    *int64
 	StartedAt     time.Time

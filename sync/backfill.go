@@ -32,8 +32,9 @@ func candidates(pr *admin.Product) []Candidate {
 }
 
 // enqueueProducts reads each product's media from Shopify and enqueues
-// the images it has never seen.
-func (p *Pipeline) enqueueProducts(ctx context.Context, shop *models.Shop, c *admin.Client, ids []string) (EnqueueResult, error) {
+// the images it has never seen; run, when not nil, is the backfill run
+// the queued jobs count against.
+func (p *Pipeline) enqueueProducts(ctx context.Context, shop *models.Shop, c *admin.Client, ids []string, run *int64) (EnqueueResult, error) {
 	var total EnqueueResult
 	for _, id := range ids {
 		pr, err := c.Product(ctx, id)
@@ -46,7 +47,7 @@ func (p *Pipeline) enqueueProducts(ctx context.Context, shop *models.Shop, c *ad
 		var r EnqueueResult
 		err = p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 			var err error
-			r, err = p.enqueue(ctx, tx, shop, candidates(pr))
+			r, err = p.enqueueRun(ctx, tx, shop, candidates(pr), run)
 			return err
 		})
 		if err != nil {
@@ -110,7 +111,7 @@ func (p *Pipeline) reconcileShop(ctx context.Context, shop *models.Shop) (Enqueu
 		for i, s := range page {
 			ids[i] = s.ID
 		}
-		r, err := p.enqueueProducts(ctx, shop, c, ids)
+		r, err := p.enqueueProducts(ctx, shop, c, ids, nil)
 		total.Queued += r.Queued
 		total.Skipped += r.Skipped
 		total.Known += r.Known
@@ -132,10 +133,14 @@ func (p *Pipeline) reconcileShop(ctx context.Context, shop *models.Shop) (Enqueu
 	return total, err
 }
 
-// StartBackfill starts processing the shop's existing catalogue, or
-// returns the backfill already running.
-func (p *Pipeline) StartBackfill(ctx context.Context, shopID uint64) (*models.Backfill, error) {
+// StartBackfill starts processing the shop's existing catalogue, allowed
+// to spend at most confirm (a decimal amount, "" for no cap), or returns
+// the backfill already running. Each start is a new run: the jobs an
+// earlier run queued and never submitted move to it (the estimate counted
+// them), and those it held at its cap try again under the new amount.
+func (p *Pipeline) StartBackfill(ctx context.Context, shopID uint64, confirm string) (*models.Backfill, error) {
 	var b models.Backfill
+	started := false
 	err := p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if _, err := models.LockShop(tx, "id = ?", shopID); err != nil {
 			return err
@@ -145,7 +150,14 @@ func (p *Pipeline) StartBackfill(ctx context.Context, shopID uint64) (*models.Ba
 			return nil
 		}
 		now := p.now()
-		b = models.Backfill{ShopID: shopID, State: BackfillRunning, StartedAt: now, UpdatedAt: now}
+		run := b.Run + 1
+		b = models.Backfill{ShopID: shopID, State: BackfillRunning, Run: run, ConfirmAmount: confirm, StartedAt: now, UpdatedAt: now}
+		started = true
+		if err := tx.Model(&models.ImageJob{}).
+			Where("shop_id = ? AND backfill_run IS NOT NULL AND backfill_run <> ? AND submit_started_at IS NULL AND state IN ?", shopID, run, pendingRunStates).
+			Update("backfill_run", run).Error; err != nil {
+			return fmt.Errorf("carry pending backfill jobs: %w", err)
+		}
 		if errors.Is(err, gorm.ErrRecordNotFound) {
 			return tx.Create(&b).Error
 		}
@@ -156,6 +168,11 @@ func (p *Pipeline) StartBackfill(ctx context.Context, shopID uint64) (*models.Ba
 	})
 	if err != nil {
 		return nil, err
+	}
+	if started {
+		if err := p.resumeOverBudget(ctx, shopID); err != nil {
+			return &b, fmt.Errorf("start backfill: %w", err)
+		}
 	}
 	p.Notify()
 	return &b, nil
@@ -223,7 +240,7 @@ func (p *Pipeline) RunBackfillStep(ctx context.Context) (bool, error) {
 	for i, s := range page {
 		ids[i] = s.ID
 	}
-	r, err := p.enqueueProducts(ctx, &shop, c, ids)
+	r, err := p.enqueueProducts(ctx, &shop, c, ids, &b.Run)
 	if err != nil {
 		return true, p.releaseBackfill(ctx, b.ShopID, err)
 	}

@@ -64,6 +64,12 @@ type EnqueueResult struct{ Queued, Skipped, Known int }
 // processing an image twice). A skipped image may be looked at again when
 // its product changes.
 func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, cands []Candidate) (EnqueueResult, error) {
+	return p.enqueueRun(ctx, tx, shop, cands, nil)
+}
+
+// enqueueRun is enqueue for a backfill run: the jobs it queues (new, or
+// queued again) carry the run, whose confirmed amount they count against.
+func (p *Pipeline) enqueueRun(ctx context.Context, tx *gorm.DB, shop *models.Shop, cands []Candidate, run *int64) (EnqueueResult, error) {
 	var res EnqueueResult
 	if shop.State != models.ShopInstalled || len(cands) == 0 {
 		return res, nil
@@ -95,7 +101,7 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, 
 		case err == nil:
 			res.Known++
 			if reason == "" {
-				revived, err := p.revive(ctx, tx, &existing, c, place)
+				revived, err := p.revive(ctx, tx, &existing, c, place, run)
 				if err != nil {
 					return res, err
 				}
@@ -108,6 +114,9 @@ func (p *Pipeline) enqueue(ctx context.Context, tx *gorm.DB, shop *models.Shop, 
 			return res, fmt.Errorf("look up job of %s: %w", c.MediaID, err)
 		}
 		job, err := p.newJob(shop, settings, c, reason, place)
+		if job != nil && reason == "" {
+			job.BackfillRun = run
+		}
 		if err != nil {
 			return res, err
 		}
@@ -171,7 +180,7 @@ func (p *Pipeline) newJob(shop *models.Shop, s Settings, c Candidate, reason str
 // uninstall before it was submitted, is queued again; one cancelled after
 // Remove The Background accepted it (already paid) waits for its delivery
 // again instead of being submitted twice.
-func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, job *models.ImageJob, c Candidate, place func() (int64, error)) (bool, error) {
+func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, job *models.ImageJob, c Candidate, place func() (int64, error), run *int64) (bool, error) {
 	// Waiting again, it is given a place in the claim order when a claim
 	// finds it due; queued again, it gets one now.
 	fields := map[string]any{"error": "", "run_at": ms(p.now()), "lease_owner": nil, "lease_until": nil, "queue_key": nil}
@@ -195,6 +204,9 @@ func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, job *models.ImageJob
 		for k, v := range map[string]any{"state": models.JobQueued, "fair_key": fair, "queue_key": fair, "original_url": c.URL, "original_alt": c.Alt,
 			"original_position": c.Position, "variant_ids": variantJSON(c.VariantIDs)} {
 			fields[k] = v
+		}
+		if run != nil {
+			fields["backfill_run"] = *run
 		}
 	default:
 		return false, nil

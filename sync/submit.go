@@ -114,6 +114,16 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 				return l.updateTx(ctx, tx, snapshot, "over budget")
 			}
 		}
+		why, err := backfillCapReached(ctx, tx, shop.ID, j, settings.TemplatePrice)
+		if err != nil {
+			return err
+		}
+		if why != "" {
+			over = true
+			snapshot["state"], snapshot["error"] = models.JobOverBudget, why
+			snapshot["lease_owner"], snapshot["lease_until"], snapshot["run_at"] = nil, nil, nil
+			return l.updateTx(ctx, tx, snapshot, "over the backfill's confirmed amount")
+		}
 		for k, v := range map[string]any{
 			"state": models.JobSubmitting, "submit_started_at": now, "submit_month": month, "price": settings.TemplatePrice,
 			"template_id": settings.TemplateID, "write_mode": settings.WriteMode,

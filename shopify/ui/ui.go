@@ -68,10 +68,16 @@ type page struct {
 	shimJS, shimCSS asset
 }
 
-func load(name, contentType string) asset {
-	b, err := static.ReadFile("static/" + name)
-	if err != nil {
-		panic("ui: embedded file missing: " + name) // a build defect, not a runtime condition
+// load reads embedded files, served as one (the page's script is its
+// parts one after another, so the page loads a single script).
+func load(contentType string, names ...string) asset {
+	var b []byte
+	for _, name := range names {
+		part, err := static.ReadFile("static/" + name)
+		if err != nil {
+			panic("ui: embedded file missing: " + name) // a build defect, not a runtime condition
+		}
+		b = append(append(b, part...), '\n')
 	}
 	sum := sha256.Sum256(b)
 	return asset{body: b, contentType: contentType, version: hex.EncodeToString(sum[:6])}
@@ -84,10 +90,10 @@ func newPage(o Options) *page {
 	return &page{
 		opts:    o,
 		tmpl:    template.Must(template.ParseFS(static, "static/index.html")),
-		js:      load("app.js", "text/javascript; charset=utf-8"),
-		css:     load("app.css", "text/css; charset=utf-8"),
-		shimJS:  load("shim.js", "text/javascript; charset=utf-8"),
-		shimCSS: load("shim.css", "text/css; charset=utf-8"),
+		js:      load("text/javascript; charset=utf-8", "app.js", "catalogue.js"),
+		css:     load("text/css; charset=utf-8", "app.css"),
+		shimJS:  load("text/javascript; charset=utf-8", "shim.js"),
+		shimCSS: load("text/css; charset=utf-8", "shim.css"),
 	}
 }
 

@@ -50,6 +50,8 @@ func (a *API) Register(r fiber.Router) {
 	r.Post("/jobs/:id/revert", a.revertJob)
 	r.Post("/backfill", a.startBackfill)
 	r.Get("/backfill", a.backfillStatus)
+	r.Get("/backfill/estimate", a.backfillEstimate)
+	r.Get("/spend", a.spendByDay)
 	r.Get("/reconciliation", a.reconciliation)
 }
 

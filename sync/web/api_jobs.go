@@ -192,24 +192,6 @@ func backfillView(b *models.Backfill) fiber.Map {
 	return fiber.Map{"backfill": v}
 }
 
-func (a *API) startBackfill(c *fiber.Ctx) error {
-	ctx := c.UserContext()
-	// A backfill for a shop that is not set up would walk the catalogue
-	// and record nothing.
-	shop, s, err := a.settingsOf(c)
-	if err != nil {
-		return err
-	}
-	if ok, why := s.Ready(); !ok {
-		return Errorf(fiber.StatusConflict, "not_ready", why+" Finish the settings before processing the catalogue.")
-	}
-	b, err := a.Pipeline.StartBackfill(ctx, shop.ID)
-	if err != nil {
-		return err
-	}
-	return send(c, fiber.StatusAccepted, backfillView(b))
-}
-
 func (a *API) backfillStatus(c *fiber.Ctx) error {
 	shop, err := shopOf(c)
 	if err != nil {

@@ -291,8 +291,18 @@ func TestAPIBackfill(t *testing.T) {
 				t.Fatalf("startedAt: %v", err)
 			}
 		}
-		check(e.must(202, shopA, "POST", "/api/backfill", nil), "running", 0, 0, false)
-		check(e.must(202, shopA, "POST", "/api/backfill", nil), "running", 0, 0, false)
+		est := e.must(200, shopA, "GET", "/api/backfill/estimate", nil)
+		if est.body["images"] != float64(3) || est.body["amount"] != "2.85" || est.body["price"] != "0.95" || est.body["budgetLeft"] != "50.00" {
+			t.Fatalf("estimate = %s, want 3 images for 2.85 of 50.00 left", est.raw)
+		}
+		for _, body := range []any{nil, map[string]any{"confirmAmount": "2.80"}, `{"confirmAmount": 2.85}`} {
+			if a := e.call(shopA, "POST", "/api/backfill", body); a.status != 422 || a.fields()["confirmAmount"] == nil {
+				t.Fatalf("backfill confirming %v: %d %s, want 422 naming confirmAmount", body, a.status, a.raw)
+			}
+		}
+		confirm := map[string]any{"confirmAmount": "2.85"}
+		check(e.must(202, shopA, "POST", "/api/backfill", confirm), "running", 0, 0, false)
+		check(e.must(202, shopA, "POST", "/api/backfill", confirm), "running", 0, 0, false)
 		check(e.must(200, shopA, "GET", "/api/backfill", nil), "running", 0, 0, false)
 		if a := e.call(shopB, "GET", "/api/backfill", nil); a.status != 404 {
 			t.Fatalf("another shop sees the backfill: %d", a.status)
@@ -317,7 +327,7 @@ func TestAPIBackfill(t *testing.T) {
 			t.Fatalf("%d queued jobs after the backfill: %s", n, jobs.raw)
 		}
 		// A finished backfill can be started again.
-		raw, _ := json.Marshal(e.must(202, shopA, "POST", "/api/backfill", nil).body)
+		raw, _ := json.Marshal(e.must(202, shopA, "POST", "/api/backfill", confirm).body) // the three queued, not yet submitted, are counted again
 		if !strings.Contains(string(raw), `"state":"running"`) {
 			t.Fatalf("restart: %s", raw)
 		}

@@ -287,6 +287,7 @@
       $("banner").hidden = true; // whatever it said about the last attempt no longer holds
       toast("Settings saved");
       loadTemplates();
+      document.dispatchEvent(new Event("rtb:settings-saved")); // what a backfill would cost may have changed
     } catch (err) {
       if (err.status === 422 && err.fields) {
         var rest = showFieldErrors(err.fields);
@@ -455,52 +456,6 @@
     loadJobs();
   });
 
-  // ---- backfill ----------------------------------------------------------
-
-  var backfillTimer = null;
-  var backfillRunning = false;
-
-  function showBackfill(b) {
-    var counts = b.productsSeen + " products looked at, " + b.imagesQueued + " images queued, " +
-      b.imagesSkipped + " skipped";
-    var text = "Finished: " + counts + ".";
-    if (b.state === "running") text = "Running: " + counts + ".";
-    else if (b.state === "failed") text = "Stopped with an error: " + (b.error || "unknown") + " (" + counts + ").";
-    $("backfill-status").textContent = text;
-    $("backfill-start").loading = b.state === "running";
-    $("backfill-start").disabled = b.state === "running";
-  }
-
-  async function loadBackfill() {
-    clearTimeout(backfillTimer);
-    try {
-      var data = await api("GET", "/api/backfill");
-      showBackfill(data.backfill);
-      var running = data.backfill.state === "running";
-      if (running) backfillTimer = setTimeout(loadBackfill, 2000);
-      if (backfillRunning && !running) loadJobs(); // the last images it queued
-      backfillRunning = running;
-    } catch (err) {
-      if (err.status !== 404) fail(err);
-    }
-  }
-
-  $("backfill-start").addEventListener("click", async function () {
-    var btn = $("backfill-start");
-    btn.disabled = true;
-    try {
-      var data = await api("POST", "/api/backfill");
-      showBackfill(data.backfill);
-      backfillRunning = data.backfill.state === "running";
-      toast("Processing the existing catalogue");
-      backfillTimer = setTimeout(loadBackfill, 2000);
-      loadJobs();
-    } catch (err) {
-      fail(err);
-      btn.disabled = false;
-    }
-  });
-
   // ---- reconciliation ----------------------------------------------------
 
   // The regular check for images whose webhooks never came: when it last
@@ -540,9 +495,12 @@
     await jobsLoaded;
     reveal();
     loadTemplates();
-    loadBackfill();
     loadReconciliation();
+    document.dispatchEvent(new Event("rtb:loaded"));
   }
+
+  // What the page's other parts (catalogue.js) use.
+  window.rtbAdmin = { api: api, fail: fail, toast: toast, el: el, loadJobs: loadJobs };
 
   start();
 })();

@@ -1,0 +1,69 @@
+package e2e_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"rtbshopify/models"
+)
+
+// The catalogue is processed only after the merchant saw its cost and
+// confirmed it, with the keyboard alone; the month's spend and the images
+// processed then show per day.
+func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
+	b := newBrowser(t, 60*time.Second)
+	h := newUIHarness(t)
+	if status, body := h.api("PUT", "/api/settings", map[string]any{
+		"enabled": true, "rtb": map[string]any{"contactEmail": rtbEmail, "contactApiKey": rtbKey},
+		"templateId": "2000045", "imageScope": "all", "writeMode": "replace", "deliveryHours": 24, "monthlyBudget": "10.00",
+	}); status != 200 {
+		t.Fatalf("settings: %d %s", status, body)
+	}
+	for _, name := range []string{"one", "two"} {
+		waitReady(t, h, h.createProduct(oneImage(name)).ID)
+	}
+	b.do("open the page",
+		chromedp.Navigate(launchURL(h)),
+		waitJS(`document.body.dataset.loaded === "1"`),
+		waitJS(`document.getElementById("estimate").textContent.includes("2 images would be sent now at 0.95 each: 1.90")`),
+		waitJS(`document.getElementById("estimate").textContent.includes("10.00 left")`),
+	)
+	b.do("ask for the cost",
+		chromedp.Focus(chromedp.CSS(`#backfill-start button`)),
+		key("\r"),
+		waitJS(`document.activeElement === document.querySelector("#backfill-confirm button")`),
+		waitJS(`document.activeElement.textContent === "Confirm and spend up to 1.90"`),
+	)
+	if n := len(h.rtb.Jobs()); n != 0 {
+		t.Fatalf("%d images sent before the merchant confirmed", n)
+	}
+	b.do("cancel, then confirm",
+		chromedp.Focus(chromedp.CSS(`#backfill-cancel button`)),
+		key("\r"),
+		waitJS(`!document.querySelector("#backfill-confirm")`),
+		waitJS(`document.activeElement === document.querySelector("#backfill-start button")`),
+		key("\r"),
+		waitJS(`document.activeElement === document.querySelector("#backfill-confirm button")`),
+		key("\r"),
+		toastSays("Processing the existing catalogue, up to 1.90"),
+	)
+	h.waitJobs("both done", allIn(2, models.JobDone))
+	today := time.Now().UTC().Format("2006-01-02")
+	b.do("see the month's charts",
+		chromedp.Reload(),
+		waitJS(`document.body.dataset.loaded === "1"`),
+		waitJS(`document.getElementById("chart-spend").getAttribute("aria-label").includes("`+today+` 1.90")`),
+		waitJS(`document.getElementById("chart-processed").getAttribute("aria-label").includes("`+today+` 2")`),
+		waitJS(`document.getElementById("estimate").textContent.startsWith("No image would be sent now")`),
+	)
+	if n := b.value("count bars", chromedp.Evaluate[string](`String(document.querySelectorAll("#chart-spend rect").length)`)); n != strings.TrimLeft(time.Now().UTC().Format("02"), "0") {
+		t.Errorf("%s bars in the spend chart, want one per day so far", n)
+	}
+	b.screenshot("catalogue.png")
+	if errs := b.scriptErrors(); len(errs) > 0 {
+		t.Errorf("script errors: %q", errs)
+	}
+}
