@@ -67,6 +67,10 @@ type Options struct {
 	MaxAttempts int
 	// MediaRecheck is when a media that was not READY yet is looked at again.
 	MediaRecheck time.Duration
+	// MediaWait bounds one wait for Shopify to process a media during a
+	// write-back (0: the Admin client's own bound); past it the job backs
+	// off and looks again.
+	MediaWait time.Duration
 	// MaxPerShop caps the jobs of one shop worked on at once, counted over
 	// every replica's live leases: one setting for the whole deployment
 	// (SHOP_CONCURRENCY); the default is 2.

@@ -188,7 +188,7 @@ func (w *writer) revertInPlace(ctx context.Context) error {
 func (w *writer) revertNew(ctx context.Context, product *admin.Product) error {
 	j := w.l.job
 	if m, _ := findMedia(product, j.MediaID); m == nil {
-		if err := w.c.AttachFile(ctx, j.MediaID, j.ProductID); err != nil {
+		if err := w.c.AttachFile(ctx, j.MediaID, j.ProductID, nil); err != nil {
 			return err
 		}
 		if err := w.waitReady(ctx, j.MediaID); err != nil {

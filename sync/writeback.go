@@ -7,7 +7,6 @@ import (
 	"path"
 	"slices"
 	"strconv"
-	"strings"
 
 	"rtbshopify/models"
 	"rtbshopify/rtb"
@@ -18,6 +17,9 @@ import (
 // taken-over job resumes after the last step that certainly happened.
 const (
 	stepReplaced = "replaced" // in-place bytes swapped
+	// stepRelinking: VariantIDs now lists the variants the write-back moves
+	// to the processed image, read from the product at write-back time.
+	stepRelinking = "relinking"
 	// StepRevertRequested marks a done job whose original the merchant asked back.
 	StepRevertRequested = "revert_requested"
 )
@@ -30,14 +32,10 @@ func originalName(jobID uint64, ext string) string {
 	return "rtbshopify-original-" + strconv.FormatUint(jobID, 10) + ext
 }
 
-// extOf is a file name's extension, lower case, with jpeg spelled jpg.
-func extOf(name string) string {
-	e := strings.ToLower(path.Ext(name))
-	if e == ".jpeg" {
-		return ".jpg"
-	}
-	return e
-}
+// extOf is a file name's extension exactly as Shopify has it (".jpeg",
+// ".JPG", none at all): Shopify compares extensions case included, so the
+// kept copy and the replacing bytes must carry this very spelling.
+func extOf(name string) string { return path.Ext(name) }
 
 // writeBack puts the delivered image on the product. Every step checks
 // what is already there before it creates anything, so a retry or another
@@ -70,17 +68,38 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		return p.fail(ctx, l, err, "Could not read the product from Shopify.")
 	}
 	wb := &writer{p: p, l: l, c: c, img: img}
+	orig, _ := findMedia(product, j.MediaID)
 	switch {
 	case j.WriteMode == ModeAdd:
+		wb.up = delivered(img, "added after the original")
 		err = wb.add(ctx, product)
-	case j.ResultMediaID == j.MediaID || j.Step == stepReplaced || extOf(j.OriginalFilename) == img.Ext:
+	case j.Step == stepReplaced || j.ResultMediaID == j.MediaID:
+		// Resuming an in-place swap: the bytes went (or are going) in as the
+		// original's format; decide the same way again.
+		name, mime := originalFile(j, orig)
+		wb.up = fitToOriginal(img, name, mime)
 		err = wb.replaceInPlace(ctx, product)
-	default:
+	case j.ResultMediaID != "":
+		// An earlier attempt took the new-media path: finish it.
+		wb.up = delivered(img, "")
 		err = wb.replaceWithNew(ctx, product)
+	default:
+		name, mime := originalFile(j, orig)
+		wb.up = fitToOriginal(img, name, mime)
+		if orig != nil {
+			if err := l.update(ctx, map[string]any{}, wb.up.why); err != nil {
+				return err
+			}
+		}
+		if wb.up.inPlace {
+			err = wb.replaceInPlace(ctx, product)
+		} else {
+			err = wb.replaceWithNew(ctx, product)
+		}
 	}
 	if err != nil {
 		if errors.Is(err, errGone) {
-			return l.release(ctx, map[string]any{"state": models.JobFailed, "error": "The original image was removed from the product before the processed one arrived; nothing was changed."}, nil, "original gone")
+			return wb.gone(ctx)
 		}
 		// Between attempts the product shows either the original or the
 		// finished result, never a half-done mix (two copies, a variant on
@@ -89,9 +108,51 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		if ctx.Err() == nil && !errors.Is(err, ErrLeaseLost) {
 			wb.rollback(context.WithoutCancel(ctx), err)
 		}
-		return p.fail(ctx, l, err, "Could not write the processed image back to Shopify.")
+		return p.fail(ctx, l, err, writeBackFailure(err))
 	}
 	return nil
+}
+
+// originalFile is the original's file name and MIME type as Shopify has
+// them now (the job's record when the media is gone or not READY).
+func originalFile(j *models.ImageJob, orig *admin.Media) (string, string) {
+	if orig != nil && orig.Filename != "" {
+		return orig.Filename, orig.MimeType
+	}
+	return j.OriginalFilename, ""
+}
+
+func writeBackFailure(err error) string {
+	switch {
+	case errors.Is(err, admin.ErrWaitTimeout):
+		return "Shopify has not finished processing the image."
+	case errors.Is(err, errCopyFailed):
+		return "Shopify could not keep a copy of the original image, so it was left as it is."
+	case errors.Is(err, errMediaFailed):
+		return "Shopify could not process the processed image; the original is still on the product."
+	}
+	return "Could not write the processed image back to Shopify."
+}
+
+// gone ends a job whose original the merchant removed from the product
+// while the image was away: the product is left as the merchant made it
+// (nothing is put back), and the paid-for processed image is kept in Files.
+func (w *writer) gone(ctx context.Context) error {
+	j := w.l.job
+	msg := "The original image was removed from the product before the processed one arrived; the product was left as it is."
+	fields := map[string]any{"state": models.JobFailed}
+	name := processedName(j.ID, w.up.ext)
+	id, err := w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
+		return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
+	})
+	if err != nil {
+		w.p.log.Warn("keep processed image of a removed original", "job", j.ID, "err", err)
+	} else {
+		msg += " The processed image is in Files as " + name + "."
+		fields["result_media_id"] = id
+	}
+	fields["error"] = msg
+	return w.l.release(ctx, fields, nil, "original gone")
 }
 
 var errGone = errors.New("original media no longer on the product")
@@ -101,18 +162,7 @@ type writer struct {
 	l   *lease
 	c   *admin.Client
 	img *rtb.Image
-}
-
-func mimeOf(ext string) string {
-	switch ext {
-	case ".png":
-		return "image/png"
-	case ".gif":
-		return "image/gif"
-	case ".webp":
-		return "image/webp"
-	}
-	return "image/jpeg"
+	up  upload // what is uploaded: the delivered image, or it fitted to the original
 }
 
 // replaceInPlace swaps the media's bytes, keeping its id, position, alt and
@@ -120,26 +170,16 @@ func mimeOf(ext string) string {
 // shop's Files, for revert.
 func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) error {
 	j := w.l.job
+	orig, _ := findMedia(product, j.MediaID)
+	if orig == nil {
+		// Removed by the merchant, before or after the swap: never put back.
+		return errGone
+	}
 	if j.Step != stepReplaced {
-		orig, _ := findMedia(product, j.MediaID)
-		if orig == nil {
-			return errGone
-		}
-		if j.OriginalFileID == "" {
-			id, err := w.ensureFile(ctx, originalName(j.ID, extOf(j.OriginalFilename)), orig.Alt,
-				func() (string, error) { return orig.URL, nil })
-			if err != nil {
-				return err
-			}
-			if err := w.l.update(ctx, map[string]any{"original_file_id": id}, "original kept in Files"); err != nil {
-				return err
-			}
-		}
-		// The copy must hold the bytes before they are replaced.
-		if err := w.waitReady(ctx, j.OriginalFileID); err != nil {
+		if err := w.keepOriginal(ctx, orig); err != nil {
 			return err
 		}
-		src, err := w.c.StageUpload(ctx, processedName(j.ID, w.img.Ext), mimeOf(w.img.Ext), w.img.Data)
+		src, err := w.c.StageUpload(ctx, processedName(j.ID, w.up.ext), w.up.mime, w.up.data)
 		if err != nil {
 			return err
 		}
@@ -156,9 +196,47 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 	return w.finish(ctx, j.MediaID, "processed image in place of the original")
 }
 
+var errCopyFailed = errors.New("shopify could not process the kept copy of the original")
+
+// keepOriginal makes sure a READY copy of the original's bytes is in Files
+// before they are replaced. A copy Shopify failed to process is deleted
+// (it is the app's own file, and it holds the name) and made again from
+// the original as it is now, so a failed copy never blocks the job.
+func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media) error {
+	j := w.l.job
+	for try := 0; ; try++ {
+		if j.OriginalFileID == "" {
+			id, err := w.ensureFile(ctx, originalName(j.ID, extOf(orig.Filename)), orig.Alt,
+				func() (string, error) { return orig.URL, nil })
+			if err != nil {
+				return err
+			}
+			if err := w.l.update(ctx, map[string]any{"original_file_id": id}, "original kept in Files"); err != nil {
+				return err
+			}
+		}
+		err := w.waitReady(ctx, j.OriginalFileID)
+		if !errors.Is(err, errMediaFailed) {
+			return err
+		}
+		if try > 0 {
+			// Shopify may fail to fetch a source for a while: try again later.
+			return fmt.Errorf("%w (%w): %w", errCopyFailed, errNotReadyYet, err)
+		}
+		if err := w.c.DeleteFiles(ctx, j.OriginalFileID); err != nil {
+			return err
+		}
+		if err := w.l.update(ctx, map[string]any{"original_file_id": ""}, "Shopify failed to process the kept copy of the original; it was deleted and is made again"); err != nil {
+			return err
+		}
+	}
+}
+
 // replaceWithNew adds the processed image as a new media at the original's
 // position with its alt text and variant links, then detaches the original
-// (it stays in the shop's Files, for revert).
+// (it stays in the shop's Files, for revert). Position, alt and links are
+// the original's as they are now, not as they were at submission: the
+// merchant may have changed them while the image was away.
 func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) error {
 	j := w.l.job
 	newID, product, orig, err := w.placeNew(ctx, product)
@@ -169,11 +247,23 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 		if err := w.moveTo(ctx, product, newID, orig.Position); err != nil {
 			return err
 		}
-	}
-	if err := w.relink(ctx, product, variantList(j.VariantIDs), j.MediaID, newID); err != nil {
-		return err
-	}
-	if orig != nil {
+		variants := variantsOn(product, j.MediaID)
+		if j.Step == stepRelinking {
+			// An earlier attempt may have moved some already.
+			for _, v := range variantList(j.VariantIDs) {
+				if !slices.Contains(variants, v) {
+					variants = append(variants, v)
+				}
+			}
+		}
+		if j.Step != stepRelinking || variantJSON(variants) != j.VariantIDs {
+			if err := w.l.update(ctx, map[string]any{"step": stepRelinking, "variant_ids": variantJSON(variants)}, ""); err != nil {
+				return err
+			}
+		}
+		if err := w.relink(ctx, product, variants, j.MediaID, newID); err != nil {
+			return err
+		}
 		if err := w.c.DetachFile(ctx, j.MediaID, j.ProductID); err != nil {
 			return err
 		}
@@ -199,61 +289,80 @@ func (w *writer) add(ctx context.Context, product *admin.Product) error {
 }
 
 // placeNew puts the processed image on the product as a new media (with
-// the original's alt text) and returns its id with the product as it is
-// now and the original in it (nil once detached).
+// the original's current alt text) and returns its id with the product as
+// it is now and the original in it (nil once detached). An original the
+// merchant removed is errGone: the processed image is not put in its place.
 func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, *admin.Product, *admin.Media, error) {
 	j := w.l.job
 	orig, _ := findMedia(product, j.MediaID)
-	if orig == nil && j.ResultMediaID == "" {
-		return "", nil, nil, errGone
+	if orig == nil {
+		// Only a finished replace detaches the original, and only once the
+		// processed image is on the product; otherwise the merchant removed it.
+		placed := j.ResultMediaID != "" && j.WriteMode == ModeReplace
+		if placed {
+			m, _ := findMedia(product, j.ResultMediaID)
+			placed = m != nil
+		}
+		if !placed {
+			return "", nil, nil, errGone
+		}
 	}
 	alt := j.OriginalAlt
 	if orig != nil {
 		alt = orig.Alt
 	}
-	newID, err := w.ensureMedia(ctx, product, alt)
+	newID, attached, err := w.ensureMedia(ctx, product, alt)
 	if err != nil {
 		return "", nil, nil, err
 	}
-	if product, err = w.c.Product(ctx, j.ProductID); err != nil {
-		return "", nil, nil, err
+	if attached {
+		// Attaching appended the media: read the gallery as it is now.
+		if product, err = w.c.Product(ctx, j.ProductID); err != nil {
+			return "", nil, nil, err
+		}
 	}
 	orig, _ = findMedia(product, j.MediaID)
 	return newID, product, orig, nil
 }
 
 // ensureMedia returns the processed image as a READY media of the
-// product. It is created as a file with a name unique to the job
-// (fileCreate refuses a second one), then attached: a retry, or another
-// worker after a crash, finds it by name instead of adding a copy.
-func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt string) (string, error) {
+// product, with alt as its alt text, and whether it attached it now. It is
+// created as a file with a name unique to the job (fileCreate refuses a
+// second one), then attached: a retry, or another worker after a crash,
+// finds it by name instead of adding a copy.
+func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt string) (string, bool, error) {
 	j := w.l.job
 	id := j.ResultMediaID
 	if id == "" {
-		name := processedName(j.ID, w.img.Ext)
+		name := processedName(j.ID, w.up.ext)
 		var err error
 		id, err = w.ensureFile(ctx, name, alt, func() (string, error) {
-			return w.c.StageUpload(ctx, name, mimeOf(w.img.Ext), w.img.Data)
+			return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
 		})
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if err := w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
-			return "", err
+			return "", false, err
 		}
+	}
+	if m, _ := findMedia(product, id); m != nil && m.Status == "READY" {
+		return id, false, nil
 	}
 	// Shopify attaches only READY files to products, and a media found
 	// attached after a crash may still be processing.
 	if err := w.waitReady(ctx, id); err != nil {
-		return "", err
+		return "", false, err
 	}
 	if m, _ := findMedia(product, id); m != nil {
-		return id, nil
+		return id, false, nil
 	}
-	if err := w.c.AttachFile(ctx, id, j.ProductID); err != nil {
-		return "", err
+	// The alt text goes with the attach, in the same call: the file may
+	// have been made in an earlier attempt, before the merchant changed it.
+	if err := w.c.AttachFile(ctx, id, j.ProductID, &alt); err != nil {
+		return "", false, err
 	}
-	return id, nil
+	return id, true, nil
 }
 
 // ensureFile returns the id of a file with a deterministic name, creating
@@ -283,7 +392,12 @@ func (w *writer) ensureFile(ctx context.Context, name, alt string, source func()
 var errMediaFailed = errors.New("shopify could not process the uploaded image")
 
 func (w *writer) waitReady(ctx context.Context, id string) error {
-	st, err := w.c.WaitMediaReady(ctx, id)
+	st, err := w.c.WaitMediaReady(ctx, w.p.o.MediaWait, id)
+	if errors.Is(err, admin.ErrWaitTimeout) {
+		// Still processing at Shopify: not a failure yet. The job backs off
+		// and looks again, and fails clearly once its attempts are used up.
+		return fmt.Errorf("media %s (%s): %w: %w", id, st[id], errNotReadyYet, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -304,32 +418,45 @@ func (w *writer) moveTo(ctx context.Context, product *admin.Product, id string, 
 	return w.c.ReorderMedia(ctx, product.ID, []admin.Move{{ID: id, NewPosition: pos}})
 }
 
-// relink moves each variant's image from one media to another. A variant
-// holds one media, so the old link is removed first; a variant already on
-// the new media is left alone.
+// variantsOn lists the variants linked to a media now.
+func variantsOn(product *admin.Product, mediaID string) []string {
+	var out []string
+	for _, v := range product.Variants {
+		if slices.Contains(v.MediaIDs, mediaID) {
+			out = append(out, v.ID)
+		}
+	}
+	return out
+}
+
+// relink moves the listed variants' image from one media to another, in
+// one call to unlink and one to link. A variant holds one media, so the
+// old link goes first. A variant already on the new media is left alone,
+// one with no media (an earlier attempt unlinked it) is linked, and one
+// the merchant linked to some other image meanwhile keeps that image.
 func (w *writer) relink(ctx context.Context, product *admin.Product, variants []string, from, to string) error {
 	current := map[string][]string{}
 	for _, v := range product.Variants {
 		current[v.ID] = v.MediaIDs
 	}
+	var detach, attach []admin.VariantMedia
 	for _, v := range variants {
 		media, ok := current[v]
-		if !ok {
-			continue // the variant was deleted meanwhile
+		if !ok || slices.Contains(media, to) {
+			continue // deleted meanwhile, or done
 		}
-		if slices.Contains(media, to) {
-			continue
-		}
-		if slices.Contains(media, from) {
-			if err := w.c.DetachVariantMedia(ctx, product.ID, []admin.VariantMedia{{VariantID: v, MediaID: from}}); err != nil {
-				return err
-			}
-		}
-		if err := w.c.AppendVariantMedia(ctx, product.ID, []admin.VariantMedia{{VariantID: v, MediaID: to}}); err != nil {
-			return err
+		switch {
+		case slices.Contains(media, from):
+			detach = append(detach, admin.VariantMedia{VariantID: v, MediaID: from})
+			attach = append(attach, admin.VariantMedia{VariantID: v, MediaID: to})
+		case len(media) == 0:
+			attach = append(attach, admin.VariantMedia{VariantID: v, MediaID: to})
 		}
 	}
-	return nil
+	if err := w.c.DetachVariantMedia(ctx, product.ID, detach); err != nil {
+		return err
+	}
+	return w.c.AppendVariantMedia(ctx, product.ID, attach)
 }
 
 func (w *writer) finish(ctx context.Context, resultID, msg string) error {
@@ -374,12 +501,19 @@ func (w *writer) rollback(ctx context.Context, cause error) {
 		// on the product, which is a finished write-back, not a duplicate.
 		return
 	}
-	if err := w.relink(ctx, product, variantList(j.VariantIDs), j.ResultMediaID, j.MediaID); err != nil {
+	// The variants to give back are those on the processed image now; with
+	// the links recorded at write-back time, also those an interrupted
+	// relink left with no image.
+	variants := variantsOn(product, j.ResultMediaID)
+	if j.Step == stepRelinking {
+		variants = append(variants, variantList(j.VariantIDs)...)
+	}
+	if err := w.relink(ctx, product, variants, j.ResultMediaID, j.MediaID); err != nil {
 		w.p.log.Error("rollback: variant links", "job", j.ID, "err", err)
 	}
 	if err := w.c.DetachFile(ctx, j.ResultMediaID, j.ProductID); err != nil {
 		w.p.log.Error("rollback: detach processed image", "job", j.ID, "err", err)
 		return
 	}
-	w.l.update(ctx, map[string]any{}, "half-done write-back undone; the processed image waits in Files")
+	w.l.update(ctx, map[string]any{"step": ""}, "half-done write-back undone; the processed image waits in Files")
 }

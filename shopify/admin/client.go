@@ -51,6 +51,9 @@ type Options struct {
 	MaxAttempts  int
 	BaseDelay    time.Duration
 	PollInterval time.Duration
+	// MaxWait bounds every wait for Shopify's asynchronous work (media processing, reorder
+	// jobs) when the caller names no shorter one (default 2 min).
+	MaxWait time.Duration
 }
 
 // Client talks to one shop's Admin GraphQL API. It is safe for concurrent use.
@@ -88,6 +91,9 @@ func New(opts Options) *Client {
 	}
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 250 * time.Millisecond
+	}
+	if opts.MaxWait <= 0 {
+		opts.MaxWait = 2 * time.Minute
 	}
 	base := strings.TrimRight(opts.BaseURL, "/")
 	if base == "" {

@@ -71,7 +71,7 @@ func (f *fixture) product(t *testing.T) *shopifytest.ProductRecord {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.client.WaitMediaReady(ctx(t), rec.MediaIDs...); err != nil {
+	if _, err := f.client.WaitMediaReady(ctx(t), 0, rec.MediaIDs...); err != nil {
 		t.Fatal(err)
 	}
 	return rec
@@ -145,7 +145,7 @@ func TestReplaceFileImageInPlace(t *testing.T) {
 	if err := f.client.ReplaceFileImage(c, rec.MediaIDs[0], src); err != nil {
 		t.Fatal(err)
 	}
-	st, err := f.client.WaitMediaReady(c, rec.MediaIDs[0])
+	st, err := f.client.WaitMediaReady(c, 0, rec.MediaIDs[0])
 	if err != nil || st[rec.MediaIDs[0]] != "READY" {
 		t.Fatalf("status %v err %v", st, err)
 	}
@@ -164,7 +164,7 @@ func TestReplaceFileImageInPlace(t *testing.T) {
 	}
 	err = f.client.ReplaceFileImage(c, rec.MediaIDs[0], jpg)
 	var ue *admin.UserError
-	if !errors.As(err, &ue) || ue.Code != "INVALID_FILENAME_EXTENSION" || admin.IsRetryable(err) {
+	if !errors.As(err, &ue) || ue.Code != "MISMATCHED_FILENAME_AND_ORIGINAL_SOURCE" || admin.IsRetryable(err) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -185,10 +185,10 @@ func TestCreateAttachDetachFile(t *testing.T) {
 		t.Fatalf("duplicate create: %v", err)
 	}
 	// Not READY yet: Shopify refuses to attach.
-	if err := f.client.AttachFile(c, id, rec.ID); !admin.HasCode(err, "NON_READY_STATE") {
+	if err := f.client.AttachFile(c, id, rec.ID, nil); !admin.HasCode(err, "NON_READY_STATE") {
 		t.Fatalf("attach before ready: %v", err)
 	}
-	if _, err := f.client.WaitMediaReady(c, id); err != nil {
+	if _, err := f.client.WaitMediaReady(c, 0, id); err != nil {
 		t.Fatal(err)
 	}
 	found, err := f.client.FindFile(c, "rtb-1-front.png")
@@ -198,10 +198,8 @@ func TestCreateAttachDetachFile(t *testing.T) {
 	if none, err := f.client.FindFile(c, "nope.png"); none != nil || err != nil {
 		t.Fatalf("FindFile(nope) = %+v, %v", none, err)
 	}
-	if err := f.client.AttachFile(c, id, rec.ID); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.client.SetAlt(c, id, "new alt"); err != nil {
+	alt := "new alt"
+	if err := f.client.AttachFile(c, id, rec.ID, &alt); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.client.DetachFile(c, rec.MediaIDs[0], rec.ID); err != nil {
@@ -231,14 +229,17 @@ func TestAddReorderAndVariantMedia(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mid, err := f.client.AddProductImage(c, rec.ID, src, "extra")
+	mid, err := f.client.CreateFile(c, "extra.png", src, "extra")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.client.AppendVariantMedia(c, rec.ID, []admin.VariantMedia{{rec.VariantIDs[1], mid}}); !admin.HasCode(err, "NON_READY_MEDIA") {
-		t.Fatalf("append before ready: %v", err)
+	if err := f.client.AppendVariantMedia(c, rec.ID, []admin.VariantMedia{{rec.VariantIDs[1], mid}}); !admin.HasCode(err, "MEDIA_DOES_NOT_EXIST_ON_PRODUCT") {
+		t.Fatalf("append a media not on the product: %v", err)
 	}
-	if _, err := f.client.WaitMediaReady(c, mid); err != nil {
+	if _, err := f.client.WaitMediaReady(c, 0, mid); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.client.AttachFile(c, mid, rec.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.client.ReorderMedia(c, rec.ID, []admin.Move{{ID: mid, NewPosition: 0}}); err != nil {
@@ -274,18 +275,17 @@ func TestAddReorderAndVariantMedia(t *testing.T) {
 
 func TestWaitMediaReadyFailed(t *testing.T) {
 	f := setup(t, shopifytest.Options{})
-	rec := f.product(t)
 	c := ctx(t)
 	// Bytes that are not an image: processing fails like at Shopify.
 	src, err := f.client.StageUpload(c, "broken.png", "image/png", []byte("not an image"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mid, err := f.client.AddProductImage(c, rec.ID, src, "")
+	mid, err := f.client.CreateFile(c, "broken.png", src, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := f.client.WaitMediaReady(c, mid)
+	st, err := f.client.WaitMediaReady(c, 0, mid)
 	if err != nil || st[mid] != "FAILED" {
 		t.Fatalf("status %v, err %v", st, err)
 	}
@@ -451,7 +451,7 @@ func TestProductPagesThroughManyMediaAndVariants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.client.WaitMediaReady(ctx(t), rec.MediaIDs...); err != nil {
+	if _, err := f.client.WaitMediaReady(ctx(t), 0, rec.MediaIDs...); err != nil {
 		t.Fatal(err)
 	}
 	p, err := f.client.Product(ctx(t), rec.ID)

@@ -10,7 +10,7 @@ const docProduct = `query Product($id: ID!) {
   product(id: $id) {
     id title productType vendor status tags createdAt updatedAt
     media(first: 20) {
-      nodes { id alt status mediaContentType ... on MediaImage { image { url } } }
+      nodes { id alt status mediaContentType ... on MediaImage { mimeType image { url } } }
       pageInfo { hasNextPage endCursor }
     }
     variants(first: 20) {
@@ -23,7 +23,7 @@ const docProduct = `query Product($id: ID!) {
 const docProductMedia = `query ProductMedia($id: ID!, $after: String) {
   product(id: $id) {
     media(first: 50, after: $after) {
-      nodes { id alt status mediaContentType ... on MediaImage { image { url } } }
+      nodes { id alt status mediaContentType ... on MediaImage { mimeType image { url } } }
       pageInfo { hasNextPage endCursor }
     }
   }
@@ -66,6 +66,13 @@ const docFileUpdate = `mutation FileUpdate($files: [FileUpdateInput!]!) {
   }
 }`
 
+const docFileDelete = `mutation FileDelete($fileIds: [ID!]!) {
+  fileDelete(fileIds: $fileIds) {
+    deletedFileIds
+    userErrors { field message code }
+  }
+}`
+
 const docFindFile = `query FindFile($query: String!) {
   files(first: 10, query: $query) {
     nodes {
@@ -89,13 +96,6 @@ const docMediaStatus = `query MediaStatus($ids: [ID!]!) {
   nodes(ids: $ids) {
     id
     ... on Media { status }
-  }
-}`
-
-const docProductUpdateMedia = `mutation ProductAddMedia($product: ProductUpdateInput!, $media: [CreateMediaInput!]) {
-  productUpdate(product: $product, media: $media) {
-    product { id media(last: 1) { nodes { id } } }
-    userErrors { field message }
   }
 }`
 
@@ -137,7 +137,7 @@ func Documents() map[string]string {
 		"FindFile":                  docFindFile,
 		"FileStatus":                docFileStatus,
 		"MediaStatus":               docMediaStatus,
-		"ProductAddMedia":           docProductUpdateMedia,
+		"FileDelete":                docFileDelete,
 		"ProductReorderMedia":       docProductReorderMedia,
 		"Job":                       docJob,
 		"ProductVariantAppendMedia": docVariantAppendMedia,

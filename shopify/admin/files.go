@@ -151,9 +151,14 @@ func (c *Client) ReplaceFileImage(ctx context.Context, fileID, originalSource st
 	return nil
 }
 
-// AttachFile adds the file to the product's media (fileUpdate referencesToAdd).
-func (c *Client) AttachFile(ctx context.Context, fileID, productID string) error {
-	if err := c.fileUpdate(ctx, map[string]any{"id": fileID, "referencesToAdd": []string{productID}}); err != nil {
+// AttachFile adds the file to the product's media (fileUpdate referencesToAdd). A non-nil alt
+// sets the file's alt text in the same call.
+func (c *Client) AttachFile(ctx context.Context, fileID, productID string, alt *string) error {
+	in := map[string]any{"id": fileID, "referencesToAdd": []string{productID}}
+	if alt != nil {
+		in["alt"] = *alt
+	}
+	if err := c.fileUpdate(ctx, in); err != nil {
 		return fmt.Errorf("attach file %s to %s: %w", fileID, productID, err)
 	}
 	return nil
@@ -164,14 +169,6 @@ func (c *Client) AttachFile(ctx context.Context, fileID, productID string) error
 func (c *Client) DetachFile(ctx context.Context, fileID, productID string) error {
 	if err := c.fileUpdate(ctx, map[string]any{"id": fileID, "referencesToRemove": []string{productID}}); err != nil {
 		return fmt.Errorf("detach file %s from %s: %w", fileID, productID, err)
-	}
-	return nil
-}
-
-// SetAlt sets a file's alt text.
-func (c *Client) SetAlt(ctx context.Context, fileID, alt string) error {
-	if err := c.fileUpdate(ctx, map[string]any{"id": fileID, "alt": alt}); err != nil {
-		return fmt.Errorf("set alt of file %s: %w", fileID, err)
 	}
 	return nil
 }
@@ -204,9 +201,15 @@ func (c *Client) CreateFile(ctx context.Context, filename, originalSource, alt s
 	return out.FileCreate.Files[0].ID, nil
 }
 
+// ErrFilePending is returned by FindFile when no READY file has the name but a file that is
+// still processing might: Shopify shows a file's name (in its URL) only once it is READY. Look
+// again later rather than create a second copy or take another file for it.
+var ErrFilePending = errors.New("shopify: a file that may have this name is still processing")
+
 // FindFile looks a file up by exact filename; nil, nil when there is none. Shopify's filename
-// search matches loosely, so candidates are filtered on the name in their URL; a candidate that
-// is not READY yet (no URL) is accepted as a match.
+// search matches loosely, so only a READY candidate whose URL carries exactly this name (case
+// included) is the file. A candidate still processing cannot be told apart and yields
+// ErrFilePending; a FAILED one has no name to match and is never taken for the file.
 func (c *Client) FindFile(ctx context.Context, filename string) (*File, error) {
 	var out struct {
 		Files struct {
@@ -217,14 +220,45 @@ func (c *Client) FindFile(ctx context.Context, filename string) (*File, error) {
 	if err := c.do(ctx, "FindFile", docFindFile, map[string]any{"query": q}, &out); err != nil {
 		return nil, fmt.Errorf("find file %s: %w", filename, err)
 	}
+	pending := false
 	for _, n := range out.Files.Nodes {
 		f := n.file()
-		if f.Filename == "" || f.Filename == filename {
-			f.Filename = filename
+		switch {
+		case f.Status == "READY" && f.Filename == filename:
 			return &f, nil
+		case f.Status == "UPLOADED" || f.Status == "PROCESSING":
+			pending = true
 		}
 	}
+	if pending {
+		return nil, fmt.Errorf("find file %s: %w", filename, ErrFilePending)
+	}
 	return nil, nil
+}
+
+// DeleteFiles deletes files from Files (and from every product they are on). Only files the
+// app made and no longer needs are deleted: a copy Shopify failed to process, to make room
+// for a new one under the same name.
+func (c *Client) DeleteFiles(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var out struct {
+		FileDelete struct {
+			DeletedFileIDs []string       `json:"deletedFileIds"`
+			UserErrors     []gqlUserError `json:"userErrors"`
+		} `json:"fileDelete"`
+	}
+	if err := c.do(ctx, "FileDelete", docFileDelete, map[string]any{"fileIds": ids}, &out); err != nil {
+		return fmt.Errorf("delete files %v: %w", ids, err)
+	}
+	if err := userErrorsToError(out.FileDelete.UserErrors); err != nil {
+		if HasCode(err, "FILE_DOES_NOT_EXIST") {
+			return nil
+		}
+		return fmt.Errorf("delete files %v: %w", ids, err)
+	}
+	return nil
 }
 
 // searchEscape escapes a value for a single-quoted Shopify search term.

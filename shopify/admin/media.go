@@ -19,36 +19,6 @@ type VariantMedia struct {
 	VariantID, MediaID string
 }
 
-// AddProductImage appends an image to the product's media (productUpdate media) and returns the
-// new media id. The id is read as the product's last media after the mutation, so callers must
-// not add media to the same product concurrently.
-func (c *Client) AddProductImage(ctx context.Context, productID, originalSource, alt string) (string, error) {
-	media := map[string]any{"originalSource": originalSource, "mediaContentType": "IMAGE"}
-	if alt != "" {
-		media["alt"] = alt
-	}
-	vars := map[string]any{"product": map[string]any{"id": productID}, "media": []map[string]any{media}}
-	var out struct {
-		ProductUpdate struct {
-			Product *struct {
-				Media idNodes `json:"media"`
-			} `json:"product"`
-			UserErrors []gqlUserError `json:"userErrors"`
-		} `json:"productUpdate"`
-	}
-	if err := c.do(ctx, "ProductAddMedia", docProductUpdateMedia, vars, &out); err != nil {
-		return "", fmt.Errorf("add image to product %s: %w", productID, err)
-	}
-	if err := userErrorsToError(out.ProductUpdate.UserErrors); err != nil {
-		return "", fmt.Errorf("add image to product %s: %w", productID, err)
-	}
-	p := out.ProductUpdate.Product
-	if p == nil || len(p.Media.Nodes) == 0 {
-		return "", fmt.Errorf("add image to product %s: shopify returned no media", productID)
-	}
-	return p.Media.Nodes[len(p.Media.Nodes)-1].ID, nil
-}
-
 // ReorderMedia moves media and waits until Shopify's asynchronous reorder job is done.
 func (c *Client) ReorderMedia(ctx context.Context, productID string, moves []Move) error {
 	if len(moves) == 0 {
@@ -85,7 +55,7 @@ func (c *Client) ReorderMedia(ctx context.Context, productID string, moves []Mov
 }
 
 func (c *Client) waitJob(ctx context.Context, jobID string) error {
-	return c.poll(ctx, func() (bool, error) {
+	return c.poll(ctx, 0, func() (bool, error) {
 		var out struct {
 			Job *struct {
 				Done bool `json:"done"`
@@ -101,16 +71,30 @@ func (c *Client) waitJob(ctx context.Context, jobID string) error {
 	})
 }
 
+// ErrWaitTimeout is returned when Shopify's asynchronous work (a media's processing, a reorder
+// job) is not finished by the wait's deadline. The work may still finish later: look again
+// after a while rather than wait on.
+var ErrWaitTimeout = errors.New("shopify: not finished before the wait deadline")
+
 // poll calls check with a growing interval (PollInterval ×1.5, at most 5 s) until it reports
-// done, fails, or ctx ends.
-func (c *Client) poll(ctx context.Context, check func() (bool, error)) error {
+// done, fails, ctx ends, or within (MaxWait when not positive) has passed, which yields
+// ErrWaitTimeout: no wait is unbounded, so a media stuck in processing cannot pin a worker.
+func (c *Client) poll(ctx context.Context, within time.Duration, check func() (bool, error)) error {
+	if within <= 0 || within > c.opts.MaxWait {
+		within = c.opts.MaxWait
+	}
+	deadline := time.Now().Add(within)
 	interval := c.opts.PollInterval
 	for {
 		done, err := check()
 		if err != nil || done {
 			return err
 		}
-		if err := sleepCtx(ctx, interval); err != nil {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("%w (waited %s)", ErrWaitTimeout, within)
+		}
+		if err := sleepCtx(ctx, min(interval, left)); err != nil {
 			return err
 		}
 		interval = min(interval*3/2, 5*time.Second)
@@ -168,12 +152,13 @@ func (c *Client) DetachVariantMedia(ctx context.Context, productID string, links
 }
 
 // WaitMediaReady polls the media until each is READY or FAILED and returns id → status. A media
-// that does not exist makes it fail with ErrNotFound. When ctx ends first, the statuses seen so
-// far are returned with the context's error.
-func (c *Client) WaitMediaReady(ctx context.Context, ids ...string) (map[string]string, error) {
+// that does not exist makes it fail with ErrNotFound. It waits at most within (the client's
+// MaxWait when not positive), then fails with ErrWaitTimeout; when ctx ends first, or on
+// timeout, the statuses seen so far are returned with the error.
+func (c *Client) WaitMediaReady(ctx context.Context, within time.Duration, ids ...string) (map[string]string, error) {
 	statuses := make(map[string]string, len(ids))
 	pending := append([]string(nil), ids...)
-	err := c.poll(ctx, func() (bool, error) {
+	err := c.poll(ctx, within, func() (bool, error) {
 		var out struct {
 			Nodes []*struct {
 				ID     string `json:"id"`

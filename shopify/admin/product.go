@@ -18,6 +18,7 @@ type Media struct {
 	Filename         string // last path segment of URL without the query; "" when URL is
 	Position         int    // 0-based index in product.media
 	MediaContentType string // IMAGE, VIDEO, EXTERNAL_VIDEO, MODEL_3D
+	MimeType         string // image/jpeg …; "" until READY
 }
 
 // Variant is a product variant and the media linked to it.
@@ -58,6 +59,7 @@ type mediaConn struct {
 		Alt              string `json:"alt"`
 		Status           string `json:"status"`
 		MediaContentType string `json:"mediaContentType"`
+		MimeType         string `json:"mimeType"`
 		Image            *struct {
 			URL string `json:"url"`
 		} `json:"image"`
@@ -69,7 +71,7 @@ type mediaConn struct {
 func (mc mediaConn) media(offset int) []Media {
 	out := make([]Media, 0, len(mc.Nodes))
 	for i, m := range mc.Nodes {
-		md := Media{ID: m.ID, Alt: m.Alt, Status: m.Status, MediaContentType: m.MediaContentType, Position: offset + i}
+		md := Media{ID: m.ID, Alt: m.Alt, Status: m.Status, MediaContentType: m.MediaContentType, MimeType: m.MimeType, Position: offset + i}
 		if m.Image != nil {
 			md.URL = m.Image.URL
 			md.Filename = FilenameFromURL(m.Image.URL)

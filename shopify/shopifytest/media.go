@@ -43,6 +43,15 @@ func (s *Store) process(f *file, src string, load func() ([]byte, error)) {
 		return // closing: nothing may start
 	default:
 	}
+	if s.stalled {
+		// Shopify sometimes leaves a media PROCESSING for hours: it never finishes here.
+		f.status = "PROCESSING"
+		return
+	}
+	if s.failFiles > 0 {
+		s.failFiles--
+		load = func() ([]byte, error) { return nil, fmt.Errorf("source of %s could not be fetched", f.filename) }
+	}
 	delay := s.opts.MediaProcessingDelay
 	s.bg.Add(1)
 	go func() {
@@ -85,6 +94,22 @@ func (s *Store) process(f *file, src string, load func() ([]byte, error)) {
 		f.status, f.data, f.mime, f.width, f.height = "READY", data, "image/"+format, cfg.Width, cfg.Height
 		f.version++
 	}()
+}
+
+// StallProcessing makes media (re)processed from now on stay PROCESSING forever while on is
+// true, as a media stuck at Shopify does.
+func (s *Store) StallProcessing(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stalled = on
+}
+
+// FailNextProcessing makes the next n media processings end FAILED (IMAGE_DOWNLOAD_FAILURE), as
+// when Shopify cannot fetch a source.
+func (s *Store) FailNextProcessing(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failFiles += n
 }
 
 // sleep waits d unless the store closes first.

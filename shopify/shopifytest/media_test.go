@@ -89,7 +89,7 @@ func TestFileUpdateInPlaceKeepsIdentity(t *testing.T) {
 	}
 	png := stage(t, s, tok, "back.png", "image/png", SamplePNG(2, 2, color.White))
 	r = gql(t, s, tok, docUpdate, map[string]any{"f": []any{map[string]any{"id": rec.MediaIDs[1], "originalSource": png}}})
-	if dig(r.Data, "fileUpdate", "userErrors", 0, "code") != "INVALID_FILENAME_EXTENSION" {
+	if dig(r.Data, "fileUpdate", "userErrors", 0, "code") != "MISMATCHED_FILENAME_AND_ORIGINAL_SOURCE" {
 		t.Fatalf("other extension accepted: %s", r.Raw)
 	}
 	r = gql(t, s, tok, docUpdate, map[string]any{"f": []any{map[string]any{"id": "gid://shopify/MediaImage/999999", "alt": "x"}}})

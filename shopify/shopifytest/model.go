@@ -93,7 +93,9 @@ func (s *Store) cdnURL(sh *shopState, f *file) string {
 	return fmt.Sprintf("%s/cdn/s/files/1/%d/files/%s?v=%d", s.srv.URL, sh.num, url.PathEscape(f.filename), f.version)
 }
 
-func ext(name string) string { return strings.ToLower(path.Ext(name)) }
+// ext is a file name's extension exactly as written: Shopify compares extensions case included
+// (".JPG" is not ".jpg", ".jpeg" is not ".jpg"), and a name may have none.
+func ext(name string) string { return path.Ext(name) }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -35,6 +35,7 @@ func addMutationResolvers() {
 	resolvers["Mutation.stagedUploadsCreate"] = mutStagedUploadsCreate
 	resolvers["Mutation.fileCreate"] = mutFileCreate
 	resolvers["Mutation.fileUpdate"] = mutFileUpdate
+	resolvers["Mutation.fileDelete"] = mutFileDelete
 	resolvers["Mutation.productUpdate"] = mutProductUpdate
 	resolvers["Mutation.productReorderMedia"] = mutProductReorderMedia
 	resolvers["Mutation.productVariantAppendMedia"] = mutVariantMedia(true)
@@ -101,9 +102,11 @@ func mutFileCreate(e *exec, _ any, args map[string]any) (any, error) {
 			}
 			name = srcName
 		}
-		if ct == "" && !imageExts[ext(name)] {
+		if ct == "" && !imageExts[strings.ToLower(ext(name))] {
 			return nil, fmt.Errorf("shopifytest: fileCreate of non-image %q is not supported", name)
 		}
+		// Shopify: a custom filename must keep the original source's extension, exactly
+		// (MISMATCHED_FILENAME_AND_ORIGINAL_SOURCE).
 		if ext(srcName) != "" && ext(name) != ext(srcName) {
 			errs = append(errs, userErr("FilesUserError", "MISMATCHED_FILENAME_AND_ORIGINAL_SOURCE",
 				"Cannot create file with custom filename which does not match original source extension.", "files", i, "filename"))
@@ -177,8 +180,10 @@ func mutFileUpdate(e *exec, _ any, args map[string]any) (any, error) {
 				fe("INVALID_IMAGE_SOURCE_URL", "Image URL is invalid.", "files", i, "originalSource")
 				continue
 			}
+			// Shopify replaces a file's bytes only from a source with the file's own
+			// extension, exactly (".jpeg" is not ".jpg", case counts).
 			if ext(sourceFilename(src)) != ext(f.filename) {
-				fe("INVALID_FILENAME_EXTENSION", "The file extension of the new source must match the existing file's extension.", "files", i, "originalSource")
+				fe("MISMATCHED_FILENAME_AND_ORIGINAL_SOURCE", "The file extension of the new source must match the existing file's extension.", "files", i, "originalSource")
 				continue
 			}
 		}
@@ -276,6 +281,35 @@ func mutFileUpdate(e *exec, _ any, args map[string]any) (any, error) {
 		fn()
 	}
 	return obj{"FileUpdatePayload", fields{"files": out, "userErrors": []obj{}}}, nil
+}
+
+// mutFileDelete deletes files; like Shopify, a file on products leaves them (and their
+// variants' links) too. Any id that does not exist refuses the whole call.
+func mutFileDelete(e *exec, _ any, args map[string]any) (any, error) {
+	var ids []int64
+	for i, raw := range argStrings(args["fileIds"]) {
+		id, ok := parseGID(raw, "MediaImage")
+		if !ok || e.sh.files[id] == nil {
+			return obj{"FileDeletePayload", fields{"deletedFileIds": nil, "userErrors": []obj{
+				userErr("FilesUserError", "FILE_DOES_NOT_EXIST", fmt.Sprintf("File id %s does not exist.", raw), "fileIds", i)}}}, nil
+		}
+		ids = append(ids, id)
+	}
+	now := e.s.opts.Now()
+	deleted := make([]string, 0, len(ids))
+	for _, id := range ids {
+		for _, p := range e.sh.productOf(id) {
+			p.media = removeID(p.media, id)
+			for _, v := range p.variants {
+				v.media = removeID(v.media, id)
+			}
+			p.updatedAt = now
+		}
+		e.sh.files[id].gen++ // processing in flight must not land
+		delete(e.sh.files, id)
+		deleted = append(deleted, gid("MediaImage", id))
+	}
+	return obj{"FileDeletePayload", fields{"deletedFileIds": deleted, "userErrors": []obj{}}}, nil
 }
 
 func mutProductUpdate(e *exec, _ any, args map[string]any) (any, error) {

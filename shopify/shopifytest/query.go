@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -173,15 +174,20 @@ func queryFiles(e *exec, _ any, args map[string]any) (any, error) {
 	if sk, _ := argStr(args, "sortKey"); sk != "ID" {
 		return nil, fmt.Errorf("shopifytest: files sortKey %s is not supported", sk)
 	}
+	// Shopify's filename search is loose (word-based, case-insensitive): it finds other files
+	// than the one named. The fake matches every file whose name has the query's stem, case and
+	// extension ignored, so a client must check the names it gets back.
 	var items []item
 	for _, f := range e.sh.files {
-		if filter && f.filename != name {
+		if filter && !strings.EqualFold(stem(f.filename), stem(name)) {
 			continue
 		}
 		items = append(items, item{key: fmt.Sprintf("%020d", f.id), id: f.id, o: obj{"MediaImage", f}})
 	}
 	return paginate("File", items, args)
 }
+
+func stem(name string) string { return strings.TrimSuffix(name, path.Ext(name)) }
 
 // sortTime formats t so that string order is time order.
 func sortTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }

@@ -51,15 +51,17 @@ type Store struct {
 	versions apiVersions
 	fetch    *http.Client
 
-	mu       sync.Mutex
-	shops    map[string]*shopState
-	byNum    map[int]*shopState
-	nextID   int64
-	staged   map[string]*stagedObject // key → uploaded bytes
-	requests []Request
-	faults   []int
-	latency  time.Duration
-	allowed  []netip.Prefix // the app's IP allowlist; nil → not enforced
+	mu        sync.Mutex
+	shops     map[string]*shopState
+	byNum     map[int]*shopState
+	nextID    int64
+	staged    map[string]*stagedObject // key → uploaded bytes
+	requests  []Request
+	faults    []int
+	latency   time.Duration
+	allowed   []netip.Prefix // the app's IP allowlist; nil → not enforced
+	stalled   bool           // media processing never finishes (StallProcessing)
+	failFiles int            // media processings left to fail (FailNextProcessing)
 
 	done chan struct{} // closed by Close: stops background processing
 	bg   sync.WaitGroup
