@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"time"
+	"unicode/utf8"
 )
 
 // NewProduct describes a product for CreateProduct.
@@ -46,6 +47,18 @@ type ProductRecord struct {
 func (s *Store) CreateProduct(shop string, np NewProduct) (*ProductRecord, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The admin refuses what the API refuses.
+	if tooLong(np.Title, maxTitle) {
+		return nil, fmt.Errorf("shopifytest: title of %d characters is over Shopify's %d", utf8.RuneCountInString(np.Title), maxTitle)
+	}
+	if len(np.Images) > maxProductMedia {
+		return nil, fmt.Errorf("shopifytest: %d images is over Shopify's %d media per product", len(np.Images), maxProductMedia)
+	}
+	for _, img := range np.Images {
+		if tooLong(img.Alt, maxAlt) {
+			return nil, fmt.Errorf("shopifytest: alt text of %d characters is over Shopify's %d", utf8.RuneCountInString(img.Alt), maxAlt)
+		}
+	}
 	sh := s.addShopLocked(shop)
 	now := s.opts.Now()
 	p := &product{

@@ -6,6 +6,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -13,7 +14,16 @@ import (
 // Mutations validate every input before changing anything, so a request with user errors leaves
 // the store untouched, as Shopify does for these mutations.
 
-const maxProductMedia = 250
+// Shopify's limits. A product holds at most 250 media. Text limits count characters (Unicode
+// code points, as utf8mb4 stores them), not bytes: a 512-character CJK or emoji alt text is
+// accepted, a 513-character one refused.
+const (
+	maxProductMedia = 250
+	maxAlt          = 512 // alt text of a file or media (ALT_VALUE_LIMIT_EXCEEDED)
+	maxTitle        = 255 // product title ("Title is too long (maximum is 255 characters)")
+)
+
+func tooLong(s string, limit int) bool { return utf8.RuneCountInString(s) > limit }
 
 func userErr(typ, code, msg string, field ...any) obj {
 	fs := make([]string, len(field))
@@ -112,7 +122,7 @@ func mutFileCreate(e *exec, _ any, args map[string]any) (any, error) {
 				"Cannot create file with custom filename which does not match original source extension.", "files", i, "filename"))
 			continue
 		}
-		if len(alt) > 512 {
+		if tooLong(alt, maxAlt) {
 			errs = append(errs, userErr("FilesUserError", "ALT_VALUE_LIMIT_EXCEEDED", "The alt value exceeds the maximum limit of 512 characters.", "files", i, "alt"))
 			continue
 		}
@@ -199,7 +209,7 @@ func mutFileUpdate(e *exec, _ any, args map[string]any) (any, error) {
 			}
 		}
 		alt, hasAlt := argStr(in, "alt")
-		if len(alt) > 512 {
+		if tooLong(alt, maxAlt) {
 			fe("ALT_VALUE_LIMIT_EXCEEDED", "The alt value exceeds the maximum limit of 512 characters.", "files", i, "alt")
 			continue
 		}
@@ -329,6 +339,9 @@ func mutProductUpdate(e *exec, _ any, args map[string]any) (any, error) {
 	}
 	media := argList(args["media"])
 	var errs []obj
+	if v, ok := argStr(in, "title"); ok && tooLong(v, maxTitle) {
+		errs = append(errs, userErr("UserError", "", "Title is too long (maximum is 255 characters)", "title"))
+	}
 	for i, raw := range media {
 		m := argMap(raw)
 		if ct, _ := argStr(m, "mediaContentType"); ct != "IMAGE" {
@@ -337,7 +350,7 @@ func mutProductUpdate(e *exec, _ any, args map[string]any) (any, error) {
 		if src, _ := argStr(m, "originalSource"); !validSourceURL(src) {
 			errs = append(errs, userErr("UserError", "", "Image URL is invalid", "media", i, "originalSource"))
 		}
-		if alt, _ := argStr(m, "alt"); len(alt) > 512 {
+		if alt, _ := argStr(m, "alt"); tooLong(alt, maxAlt) {
 			errs = append(errs, userErr("UserError", "", "Alt is too long (maximum is 512 characters)", "media", i, "alt"))
 		}
 	}

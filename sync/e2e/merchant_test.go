@@ -1,0 +1,192 @@
+package e2e_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/models/modelstest"
+	"rtbshopify/rtb/rtbtest"
+	imgsync "rtbshopify/sync"
+)
+
+// heldHarness is a harness whose Remove The Background holds every image
+// until release is called, so a test can act as the merchant meanwhile.
+func heldHarness(t *testing.T, db *gorm.DB, ho harnessOptions) (*harness, func()) {
+	clock := rtbtest.NewClock(time.Now())
+	inner := ho.rtb
+	ho.rtb = func(o *rtbtest.Options) {
+		o.Now = clock.Now
+		if inner != nil {
+			inner(o)
+		}
+	}
+	h := newHarness(t, db, ho)
+	return h, func() { clock.Advance(3 * time.Hour) }
+}
+
+// The merchant relinks variants, edits alt text and reorders the gallery
+// during the hours the images are at Remove The Background. The write-back
+// follows the product as it is then: every processed image takes its
+// original's current place, alt text and variants, and no variant is left
+// without its image or refused as already having one.
+func TestWriteBackFollowsTheMerchantsEditsMeanwhile(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		// Transparent PNG results for JPEG originals take the new-media path.
+		h, release := heldHarness(t, db, harnessOptions{template: transparentTemplate()})
+		rec := h.createProduct(threeImages(".jpg"))
+		waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("submitted", allIn(3, models.JobAwaitingRTB))
+
+		sand, blue, plain := rec.VariantIDs[0], rec.VariantIDs[1], rec.VariantIDs[2]
+		must(t, h.store.LinkVariant(shopDomain, rec.ID, plain, rec.MediaIDs[0])) // a second variant on image 0
+		must(t, h.store.LinkVariant(shopDomain, rec.ID, blue, rec.MediaIDs[2]))  // Blue moves from image 1 to 2
+		must(t, h.store.SetAlt(shopDomain, rec.MediaIDs[0], "正面 — واجهة 👕"))
+		must(t, h.store.MoveMedia(shopDomain, rec.ID, rec.MediaIDs[2], 0))
+		edited := h.store.Product(shopDomain, rec.ID)
+		release()
+
+		jobs := h.waitJobs("finished", allIn(3, models.JobDone, models.JobFailed))
+		for _, j := range jobs {
+			if j.State != models.JobDone {
+				t.Errorf("job %d: %s %q", j.ID, j.State, j.Error)
+			}
+		}
+		after := h.store.Product(shopDomain, rec.ID)
+		if len(after.Media) != len(edited.Media) {
+			t.Fatalf("product has %d media, want %d", len(after.Media), len(edited.Media))
+		}
+		processed := map[string]string{} // original → processed
+		for i, m := range after.Media {
+			orig := edited.Media[i]
+			want := h.jobFor(orig.ID).ResultMediaID
+			processed[orig.ID] = want
+			if m.ID != want || m.ID == orig.ID {
+				t.Errorf("position %d holds %s, want the processed copy %s of %s", i, m.ID, want, orig.ID)
+			}
+			if m.Alt != orig.Alt {
+				t.Errorf("position %d alt %q, want the merchant's current %q", i, m.Alt, orig.Alt)
+			}
+		}
+		wantLinks := map[string]string{sand: processed[rec.MediaIDs[0]], plain: processed[rec.MediaIDs[0]], blue: processed[rec.MediaIDs[2]]}
+		for _, v := range after.Variants {
+			if len(v.MediaIDs) != 1 || v.MediaIDs[0] != wantLinks[v.ID] {
+				t.Errorf("variant %s links %v, want [%s]", v.Title, v.MediaIDs, wantLinks[v.ID])
+			}
+		}
+	})
+}
+
+// An original the merchant deleted while it was away is not put back: the
+// job ends with the reason, the rest of the gallery is written back, and the
+// paid-for processed image waits in Files.
+func TestDeletedOriginalIsNotResurrected(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h, release := heldHarness(t, db, harnessOptions{})
+		rec := h.createProduct(threeImages(".jpg"))
+		waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("submitted", allIn(3, models.JobAwaitingRTB))
+		// Remove The Background fetches the original when it delivers, so
+		// the merchant deletes it just after: Shopify's answers are slowed
+		// so the deletion lands before the write-back reads the product.
+		h.store.SetLatency(300 * time.Millisecond)
+		release()
+		h.waitJobs("image 2 delivered", func(js []models.ImageJob) bool {
+			return h.jobFor(rec.MediaIDs[1]).DeliveredAt != nil
+		})
+		must(t, h.store.DeleteMedia(shopDomain, rec.ID, rec.MediaIDs[1]))
+		h.store.SetLatency(0)
+
+		h.waitJobs("finished", allIn(3, models.JobDone, models.JobFailed))
+		gone := h.jobFor(rec.MediaIDs[1])
+		if gone.State != models.JobFailed || !strings.Contains(gone.Error, "removed from the product") {
+			t.Fatalf("job of the deleted image: %s %q", gone.State, gone.Error)
+		}
+		after := h.store.Product(shopDomain, rec.ID)
+		if len(after.Media) != 2 || after.Media[0].ID != rec.MediaIDs[0] || after.Media[1].ID != rec.MediaIDs[2] {
+			t.Fatalf("gallery is %+v, want the two remaining originals in place", after.Media)
+		}
+		kept := fileByID(after, gone.ResultMediaID)
+		if kept == nil || len(kept.ProductIDs) != 0 || !borderIsWhiteOrClear(t, kept.Data) || !strings.Contains(gone.Error, kept.Filename) {
+			t.Fatalf("the processed image of the deleted original should wait in Files, named in the reason: %+v", kept)
+		}
+	})
+}
+
+// A media Shopify never finishes processing does not pin a worker: the
+// write-back gives up its wait, backs off, tries again and then fails with
+// a clear reason.
+func TestMediaThatNeverBecomesReadyEndsInRetryThenFailure(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h, release := heldHarness(t, db, harnessOptions{tune: func(o *imgsync.Options) {
+			o.MediaWait = 200 * time.Millisecond
+			o.MaxAttempts = 2
+		}})
+		rec := h.createProduct(oneImage("stuck"))
+		waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("submitted", allIn(1, models.JobAwaitingRTB))
+		h.store.StallProcessing(true)
+		release()
+
+		jobs := h.waitJobs("failed", allIn(1, models.JobFailed))
+		if !strings.Contains(jobs[0].Error, "Shopify has not finished processing") || !strings.Contains(jobs[0].Error, "2 attempts") {
+			t.Fatalf("error %q does not say what happened", jobs[0].Error)
+		}
+		var events []models.JobEvent
+		h.db.Where("job_id = ?", jobs[0].ID).Order("id").Find(&events)
+		retried := false
+		for _, e := range events {
+			retried = retried || strings.Contains(e.Message, "attempt 1 failed, next try at")
+		}
+		if !retried {
+			t.Fatalf("no retry with backoff before the failure: %+v", events)
+		}
+	})
+}
+
+// A kept copy of the original that Shopify failed to process is made again
+// instead of failing every attempt, in place mode.
+func TestFailedKeptCopyIsMadeAgain(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h, release := heldHarness(t, db, harnessOptions{})
+		rec := h.createProduct(oneImage("copy"))
+		before := waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("submitted", allIn(1, models.JobAwaitingRTB))
+		h.store.FailNextProcessing(1) // the next processing is the kept copy's
+		release()
+
+		jobs := h.waitJobs("finished", allIn(1, models.JobDone, models.JobFailed))
+		if jobs[0].State != models.JobDone {
+			t.Fatalf("job %s %q", jobs[0].State, jobs[0].Error)
+		}
+		after := h.store.Product(shopDomain, rec.ID)
+		kept := fileByID(after, jobs[0].OriginalFileID)
+		if kept == nil || kept.Status != "READY" || !bytes.Equal(kept.Data, before.Media[0].Data) {
+			t.Fatalf("no READY copy of the original: %+v", kept)
+		}
+		failed := 0
+		for _, f := range after.Files {
+			if f.Status == "FAILED" {
+				failed++
+			}
+		}
+		if failed != 0 {
+			t.Errorf("%d failed copies left in Files", failed)
+		}
+	})
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
