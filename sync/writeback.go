@@ -20,6 +20,10 @@ const (
 	// stepRelinking: VariantIDs now lists the variants the write-back moves
 	// to the processed image, read from the product at write-back time.
 	stepRelinking = "relinking"
+	// stepRoomMade: the original was detached first because the product
+	// held Shopify's maximum of media; OriginalPosition and VariantIDs say
+	// where it was and which variants it had.
+	stepRoomMade = "room_made"
 	// StepRevertRequested marks a done job whose original the merchant asked back.
 	StepRevertRequested = "revert_requested"
 )
@@ -73,9 +77,11 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	case j.WriteMode == ModeAdd:
 		wb.up = delivered(img, "added after the original")
 		err = wb.add(ctx, product)
-	case j.Step == stepReplaced || j.ResultMediaID == j.MediaID:
-		// Resuming an in-place swap: the bytes went (or are going) in as the
-		// original's format; decide the same way again.
+	case j.Step == stepReplaced:
+		// The bytes are swapped already: only their processing is awaited.
+		err = wb.replaceInPlace(ctx, product)
+	case j.ResultMediaID == j.MediaID:
+		// An in-place swap that did not finish: decide the same way again.
 		name, mime := originalFile(j, orig)
 		wb.up = fitToOriginal(img, name, mime)
 		err = wb.replaceInPlace(ctx, product)
@@ -128,6 +134,8 @@ func writeBackFailure(err error) string {
 		return "Shopify has not finished processing the image."
 	case errors.Is(err, errCopyFailed):
 		return "Shopify could not keep a copy of the original image, so it was left as it is."
+	case errors.Is(err, errGalleryFull):
+		return fmt.Sprintf("The product already has %d images, Shopify's maximum, so the processed image cannot be added. Remove an image, or switch the write mode to replace, then Retry.", maxProductMedia)
 	case errors.Is(err, errMediaFailed):
 		return "Shopify could not process the processed image; the original is still on the product."
 	}
@@ -141,6 +149,10 @@ func (w *writer) gone(ctx context.Context) error {
 	j := w.l.job
 	msg := "The original image was removed from the product before the processed one arrived; the product was left as it is."
 	fields := map[string]any{"state": models.JobFailed}
+	if w.up.data == nil {
+		fn, mime := originalFile(j, nil)
+		w.up = fitToOriginal(w.img, fn, mime)
+	}
 	name := processedName(j.ID, w.up.ext)
 	id, err := w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
 		return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
@@ -239,11 +251,21 @@ func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media) error {
 // merchant may have changed them while the image was away.
 func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) error {
 	j := w.l.job
+	if err := w.makeRoom(ctx, product); err != nil {
+		return err
+	}
 	newID, product, orig, err := w.placeNew(ctx, product)
 	if err != nil {
 		return err
 	}
-	if orig != nil {
+	if j.Step == stepRoomMade {
+		if err := w.moveTo(ctx, product, newID, j.OriginalPosition); err != nil {
+			return err
+		}
+		if err := w.relink(ctx, product, variantList(j.VariantIDs), j.MediaID, newID); err != nil {
+			return err
+		}
+	} else if orig != nil {
 		if err := w.moveTo(ctx, product, newID, orig.Position); err != nil {
 			return err
 		}
@@ -274,8 +296,42 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 	return w.finish(ctx, newID, "processed image replaced the original")
 }
 
+// makeRoom detaches the original first when the product holds Shopify's
+// maximum of media, so the processed image can be attached at all. Where it
+// was and which variants it had are recorded before, so the next steps
+// (or the rollback) put the processed image (or the original) back there.
+func (w *writer) makeRoom(ctx context.Context, product *admin.Product) error {
+	j := w.l.job
+	orig, _ := findMedia(product, j.MediaID)
+	if orig == nil || len(product.Media) < maxProductMedia || j.Step == stepRoomMade {
+		return nil
+	}
+	if j.ResultMediaID != "" {
+		if m, _ := findMedia(product, j.ResultMediaID); m != nil {
+			return nil // attached already: nothing to make room for
+		}
+	}
+	variants := variantsOn(product, j.MediaID)
+	if err := w.l.update(ctx, map[string]any{"step": stepRoomMade, "original_position": orig.Position, "variant_ids": variantJSON(variants)},
+		fmt.Sprintf("the product holds Shopify's maximum of %d media: the original is detached first, to make room", maxProductMedia)); err != nil {
+		return err
+	}
+	return w.c.DetachFile(ctx, j.MediaID, j.ProductID)
+}
+
+// maxProductMedia is Shopify's limit of media per product.
+const maxProductMedia = 250
+
+var errGalleryFull = errors.New("the product holds Shopify's maximum of media")
+
 // add puts the processed image right after the original.
 func (w *writer) add(ctx context.Context, product *admin.Product) error {
+	j := w.l.job
+	if len(product.Media) >= maxProductMedia {
+		if m, _ := findMedia(product, j.ResultMediaID); j.ResultMediaID == "" || m == nil {
+			return fmt.Errorf("%w (%d)", errGalleryFull, maxProductMedia)
+		}
+	}
 	newID, product, orig, err := w.placeNew(ctx, product)
 	if err != nil {
 		return err
@@ -295,7 +351,7 @@ func (w *writer) add(ctx context.Context, product *admin.Product) error {
 func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, *admin.Product, *admin.Media, error) {
 	j := w.l.job
 	orig, _ := findMedia(product, j.MediaID)
-	if orig == nil {
+	if orig == nil && j.Step != stepRoomMade {
 		// Only a finished replace detaches the original, and only once the
 		// processed image is on the product; otherwise the merchant removed it.
 		placed := j.ResultMediaID != "" && j.WriteMode == ModeReplace
@@ -365,100 +421,6 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 	return id, true, nil
 }
 
-// ensureFile returns the id of a file with a deterministic name, creating
-// it from source() only when it does not exist yet (so nothing is uploaded
-// for a file that is already there).
-func (w *writer) ensureFile(ctx context.Context, name, alt string, source func() (string, error)) (string, error) {
-	if f, err := w.c.FindFile(ctx, name); err != nil {
-		return "", err
-	} else if f != nil {
-		return f.ID, nil
-	}
-	src, err := source()
-	if err != nil {
-		return "", err
-	}
-	id, err := w.c.CreateFile(ctx, name, src, alt)
-	if errors.Is(err, admin.ErrFileExists) {
-		f, ferr := w.c.FindFile(ctx, name)
-		if ferr != nil || f == nil {
-			return "", fmt.Errorf("file %s exists but cannot be found: %v", name, ferr)
-		}
-		return f.ID, nil
-	}
-	return id, err
-}
-
-var errMediaFailed = errors.New("shopify could not process the uploaded image")
-
-func (w *writer) waitReady(ctx context.Context, id string) error {
-	st, err := w.c.WaitMediaReady(ctx, w.p.o.MediaWait, id)
-	if errors.Is(err, admin.ErrWaitTimeout) {
-		// Still processing at Shopify: not a failure yet. The job backs off
-		// and looks again, and fails clearly once its attempts are used up.
-		return fmt.Errorf("media %s (%s): %w: %w", id, st[id], errNotReadyYet, err)
-	}
-	if err != nil {
-		return err
-	}
-	if st[id] != "READY" {
-		return fmt.Errorf("%w (media %s is %s)", errMediaFailed, id, st[id])
-	}
-	return nil
-}
-
-// moveTo puts media id at position pos (0-based) unless it is there.
-func (w *writer) moveTo(ctx context.Context, product *admin.Product, id string, pos int) error {
-	if m, _ := findMedia(product, id); m != nil && m.Position == pos {
-		return nil
-	}
-	if pos >= len(product.Media) {
-		pos = len(product.Media) - 1
-	}
-	return w.c.ReorderMedia(ctx, product.ID, []admin.Move{{ID: id, NewPosition: pos}})
-}
-
-// variantsOn lists the variants linked to a media now.
-func variantsOn(product *admin.Product, mediaID string) []string {
-	var out []string
-	for _, v := range product.Variants {
-		if slices.Contains(v.MediaIDs, mediaID) {
-			out = append(out, v.ID)
-		}
-	}
-	return out
-}
-
-// relink moves the listed variants' image from one media to another, in
-// one call to unlink and one to link. A variant holds one media, so the
-// old link goes first. A variant already on the new media is left alone,
-// one with no media (an earlier attempt unlinked it) is linked, and one
-// the merchant linked to some other image meanwhile keeps that image.
-func (w *writer) relink(ctx context.Context, product *admin.Product, variants []string, from, to string) error {
-	current := map[string][]string{}
-	for _, v := range product.Variants {
-		current[v.ID] = v.MediaIDs
-	}
-	var detach, attach []admin.VariantMedia
-	for _, v := range variants {
-		media, ok := current[v]
-		if !ok || slices.Contains(media, to) {
-			continue // deleted meanwhile, or done
-		}
-		switch {
-		case slices.Contains(media, from):
-			detach = append(detach, admin.VariantMedia{VariantID: v, MediaID: from})
-			attach = append(attach, admin.VariantMedia{VariantID: v, MediaID: to})
-		case len(media) == 0:
-			attach = append(attach, admin.VariantMedia{VariantID: v, MediaID: to})
-		}
-	}
-	if err := w.c.DetachVariantMedia(ctx, product.ID, detach); err != nil {
-		return err
-	}
-	return w.c.AppendVariantMedia(ctx, product.ID, attach)
-}
-
 func (w *writer) finish(ctx context.Context, resultID, msg string) error {
 	j := w.l.job
 	processedURL := ""
@@ -467,53 +429,4 @@ func (w *writer) finish(ctx context.Context, resultID, msg string) error {
 	}
 	return w.l.release(ctx, map[string]any{"state": models.JobDone, "result_media_id": resultID, "processed_url": processedURL,
 		"step": "", "error": ""}, nil, msg+" (job "+strconv.FormatUint(j.ID, 10)+")")
-}
-
-// rollback undoes a half-done write-back. The processed file stays in
-// Files, so the retry attaches it again instead of uploading a copy.
-func (w *writer) rollback(ctx context.Context, cause error) {
-	j := w.l.job
-	if j.ResultMediaID == j.MediaID || j.Step == stepReplaced {
-		// In place: either the bytes were swapped or not. If Shopify could
-		// not process the new bytes, put the original's back.
-		if errors.Is(cause, errMediaFailed) && j.OriginalFileID != "" {
-			if err := w.revertInPlace(ctx); err != nil {
-				w.p.log.Error("rollback: restore original bytes", "job", j.ID, "err", err)
-				return
-			}
-			w.l.update(ctx, map[string]any{"step": "", "result_media_id": ""}, "original bytes restored after Shopify failed to process the new ones")
-		}
-		return
-	}
-	if j.ResultMediaID == "" {
-		return
-	}
-	product, err := w.c.Product(ctx, j.ProductID)
-	if err != nil {
-		w.p.log.Error("rollback: read product", "job", j.ID, "err", err)
-		return
-	}
-	if m, _ := findMedia(product, j.ResultMediaID); m == nil {
-		return
-	}
-	if orig, _ := findMedia(product, j.MediaID); orig == nil && j.WriteMode == ModeReplace {
-		// The original was detached already: the new one is the only copy
-		// on the product, which is a finished write-back, not a duplicate.
-		return
-	}
-	// The variants to give back are those on the processed image now; with
-	// the links recorded at write-back time, also those an interrupted
-	// relink left with no image.
-	variants := variantsOn(product, j.ResultMediaID)
-	if j.Step == stepRelinking {
-		variants = append(variants, variantList(j.VariantIDs)...)
-	}
-	if err := w.relink(ctx, product, variants, j.ResultMediaID, j.MediaID); err != nil {
-		w.p.log.Error("rollback: variant links", "job", j.ID, "err", err)
-	}
-	if err := w.c.DetachFile(ctx, j.ResultMediaID, j.ProductID); err != nil {
-		w.p.log.Error("rollback: detach processed image", "job", j.ID, "err", err)
-		return
-	}
-	w.l.update(ctx, map[string]any{"step": ""}, "half-done write-back undone; the processed image waits in Files")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/gif"
 	"image/jpeg"
 	"image/png"
@@ -133,7 +134,10 @@ func samplePhoto(format string, bg color.RGBA) []byte {
 	case "png":
 		_ = png.Encode(&buf, img)
 	case "gif":
-		_ = gif.Encode(&buf, img, &gif.Options{NumColors: 16})
+		// Exact colours, no dithering: a GIF product shot has flat areas.
+		p := image.NewPaletted(img.Bounds(), color.Palette{bg, color.RGBA{40, 40, 60, 255}})
+		draw.Draw(p, p.Bounds(), img, image.Point{}, draw.Src)
+		_ = gif.Encode(&buf, p, nil)
 	case "webp":
 		_ = nativewebp.Encode(&buf, img, nil)
 	default:

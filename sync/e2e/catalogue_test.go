@@ -42,7 +42,7 @@ func TestCatalogueGalleriesSurviveTheWriteBack(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-				h, release := heldHarness(t, db, harnessOptions{template: tc.template})
+				h, release := heldHarness(t, db, harnessOptions{template: tc.template, restoreRate: 2000})
 				cat := shopifytest.Catalogue(shopifytest.CatalogueOptions{Seed: 7, MaxMedia: catalogueMaxMedia(t)})
 				var recs []*shopifytest.ProductRecord
 				images := 0
@@ -55,7 +55,9 @@ func TestCatalogueGalleriesSurviveTheWriteBack(t *testing.T) {
 					waitReady(t, h, rec.ID)
 					h.webhook("products/create", rec.ID)
 				}
+				start := time.Now()
 				h.waitJobsFor(2*time.Minute, "submitted", allIn(images, models.JobAwaitingRTB))
+				t.Logf("%d images submitted in %s", images, time.Since(start).Round(time.Millisecond))
 
 				// The merchant edits while the images are away.
 				for i, rec := range recs {
@@ -74,8 +76,9 @@ func TestCatalogueGalleriesSurviveTheWriteBack(t *testing.T) {
 					edited[i] = h.store.Product(shopDomain, rec.ID)
 				}
 				release()
-
+				start = time.Now()
 				h.waitJobsFor(4*time.Minute, "finished", allIn(images, models.JobDone, models.JobFailed))
+				t.Logf("%d images written back in %s", images, time.Since(start).Round(time.Millisecond))
 				for i, rec := range recs {
 					assertGallery(t, h, edited[i], h.store.Product(shopDomain, rec.ID))
 				}

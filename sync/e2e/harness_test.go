@@ -28,6 +28,7 @@ import (
 	"rtbshopify/rtb"
 	"rtbshopify/rtb/rtbtest"
 	"rtbshopify/shopify"
+	"rtbshopify/shopify/admin"
 	"rtbshopify/shopify/shopifytest"
 	imgsync "rtbshopify/sync"
 	"rtbshopify/sync/web"
@@ -61,11 +62,17 @@ type harnessOptions struct {
 	// Background with.
 	rtbHTTP *http.Client
 	noStart bool
+	// restoreRate is the fake store's cost restore rate in points per
+	// second (0: Shopify's Standard 100); large catalogues raise it so the
+	// rate limit does not set their pace.
+	restoreRate float64
+	scope       string // imageScope; "" means all
 }
 
 func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 	t.Helper()
-	store := shopifytest.New(shopifytest.Options{APIKey: "test-key", APISecret: "test-secret", MediaProcessingDelay: 30 * time.Millisecond, WebhookRetryInterval: 20 * time.Millisecond})
+	store := shopifytest.New(shopifytest.Options{APIKey: "test-key", APISecret: "test-secret", MediaProcessingDelay: 30 * time.Millisecond, WebhookRetryInterval: 20 * time.Millisecond,
+		RestoreRate: ho.restoreRate})
 	t.Cleanup(store.Close)
 	store.AddShop(shopDomain)
 	ro := rtbtest.Options{
@@ -113,13 +120,17 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 	if mode == "" {
 		mode = "replace"
 	}
+	scope := ho.scope
+	if scope == "" {
+		scope = "all"
+	}
 	tmpl := ho.template
 	if tmpl == "" {
 		tmpl = rtbtest.DefaultTemplates()[0].ID
 	}
 	status, body := h.api("PUT", "/api/settings", map[string]any{
 		"enabled": true, "rtb": map[string]any{"contactEmail": rtbEmail, "contactApiKey": rtbKey},
-		"templateId": tmpl, "imageScope": "all", "writeMode": mode, "deliveryHours": 24, "monthlyBudget": ho.budget,
+		"templateId": tmpl, "imageScope": scope, "writeMode": mode, "deliveryHours": 24, "monthlyBudget": ho.budget,
 	})
 	if status != 200 {
 		t.Fatalf("save settings: %d %s", status, body)
@@ -157,6 +168,8 @@ func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tu
 		Fetcher:  rtb.NewDownloader(cfg.AllowPrivateDownloads),
 		Shopify:  func(enq shopify.Enqueuer) *shopify.App { return shopify.New(cfg, db, sealer, enq, log) },
 		Pipeline: opts, Pages: pages,
+		// The fake store processes media in tens of milliseconds.
+		AdminOptions: func(o *admin.Options) { o.PollInterval = 20 * time.Millisecond },
 	})
 	if err != nil {
 		t.Fatal(err)

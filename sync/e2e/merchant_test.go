@@ -11,6 +11,7 @@ import (
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
 	"rtbshopify/rtb/rtbtest"
+	"rtbshopify/shopify/shopifytest"
 	imgsync "rtbshopify/sync"
 )
 
@@ -189,4 +190,44 @@ func must(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A product that holds Shopify's maximum of 250 media can take no other
+// one: when the processed image must be a new media, the original makes
+// room first, and the processed image still lands in its place with its
+// variants and alt text.
+func TestFullGalleryReplacesWithNewMedia(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), scope: "featured"})
+		np := shopifytest.NewProduct{Title: "Full gallery", Variants: []shopifytest.NewVariant{{Title: "A", ImageIndex: 0}, {Title: "B", ImageIndex: 0}, {Title: "C", ImageIndex: 7}}}
+		for i := range 250 {
+			np.Images = append(np.Images, shopifytest.NewImage{Filename: "shot-" + itoa(uint64(i)) + ".jpg", Data: photo("jpeg", sand), Alt: "Shot " + itoa(uint64(i))})
+		}
+		rec := h.createProduct(np)
+		before := waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		jobs := h.waitJobs("featured image done", func(js []models.ImageJob) bool {
+			j := h.jobFor(rec.MediaIDs[0])
+			return j.State == models.JobDone || j.State == models.JobFailed
+		})
+		j := h.jobFor(rec.MediaIDs[0])
+		if j.State != models.JobDone {
+			t.Fatalf("job %s %q (%s)", j.State, j.Error, describe(jobs))
+		}
+		after := h.store.Product(shopDomain, rec.ID)
+		if len(after.Media) != 250 || after.Media[0].ID != j.ResultMediaID || after.Media[0].Alt != "Shot 0" {
+			t.Fatalf("gallery has %d media, first %s %q; want 250 with the processed %s first", len(after.Media), after.Media[0].ID, after.Media[0].Alt, j.ResultMediaID)
+		}
+		for i := 1; i < 250; i++ {
+			if after.Media[i].ID != before.Media[i].ID {
+				t.Fatalf("position %d holds %s, want %s", i, after.Media[i].ID, before.Media[i].ID)
+			}
+		}
+		want := [][]string{{j.ResultMediaID}, {j.ResultMediaID}, {rec.MediaIDs[7]}}
+		for i, v := range after.Variants {
+			if !equal(v.MediaIDs, want[i]) {
+				t.Errorf("variant %s links %v, want %v", v.Title, v.MediaIDs, want[i])
+			}
+		}
+	})
 }

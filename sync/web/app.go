@@ -37,6 +37,9 @@ type Parts struct {
 	// Pipeline is the pipeline's options; Build fills in the database,
 	// clients, signer and logger.
 	Pipeline imgsync.Options
+	// AdminOptions, when set, adjusts every Admin API client's options
+	// (tests shorten the polling of Shopify's processing).
+	AdminOptions func(*admin.Options)
 	// Pages, when set, mounts pages on the server before the API (the
 	// embedded admin UI).
 	Pages func(srv *fiber.App, shop *shopify.App)
@@ -60,6 +63,9 @@ func Build(p Parts) (*App, error) {
 		o := shop.AdminOptions(domain)
 		o.Budget = budgets.For(domain)
 		o.Monitor = monitor
+		if p.AdminOptions != nil {
+			p.AdminOptions(&o)
+		}
 		return admin.New(o)
 	}
 	pipeline := imgsync.New(opts)

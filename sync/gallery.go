@@ -1,0 +1,107 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"rtbshopify/shopify/admin"
+)
+
+// Gallery steps of the write-back and revert: each looks at what is
+// already there before it changes anything.
+
+// ensureFile returns the id of a file with a deterministic name, creating
+// it from source() only when it does not exist yet (so nothing is uploaded
+// for a file that is already there).
+func (w *writer) ensureFile(ctx context.Context, name, alt string, source func() (string, error)) (string, error) {
+	if f, err := w.c.FindFile(ctx, name); err != nil {
+		return "", err
+	} else if f != nil {
+		return f.ID, nil
+	}
+	src, err := source()
+	if err != nil {
+		return "", err
+	}
+	id, err := w.c.CreateFile(ctx, name, src, alt)
+	if errors.Is(err, admin.ErrFileExists) {
+		f, ferr := w.c.FindFile(ctx, name)
+		if ferr != nil || f == nil {
+			return "", fmt.Errorf("file %s exists but cannot be found: %v", name, ferr)
+		}
+		return f.ID, nil
+	}
+	return id, err
+}
+
+var errMediaFailed = errors.New("shopify could not process the uploaded image")
+
+func (w *writer) waitReady(ctx context.Context, id string) error {
+	st, err := w.c.WaitMediaReady(ctx, w.p.o.MediaWait, id)
+	if errors.Is(err, admin.ErrWaitTimeout) {
+		// Still processing at Shopify: not a failure yet. The job backs off
+		// and looks again, and fails clearly once its attempts are used up.
+		return fmt.Errorf("media %s (%s): %w: %w", id, st[id], errNotReadyYet, err)
+	}
+	if err != nil {
+		return err
+	}
+	if st[id] != "READY" {
+		return fmt.Errorf("%w (media %s is %s)", errMediaFailed, id, st[id])
+	}
+	return nil
+}
+
+// moveTo puts media id at position pos (0-based) unless it is there.
+func (w *writer) moveTo(ctx context.Context, product *admin.Product, id string, pos int) error {
+	if m, _ := findMedia(product, id); m != nil && m.Position == pos {
+		return nil
+	}
+	if pos >= len(product.Media) {
+		pos = len(product.Media) - 1
+	}
+	return w.c.ReorderMedia(ctx, product.ID, []admin.Move{{ID: id, NewPosition: pos}})
+}
+
+// variantsOn lists the variants linked to a media now.
+func variantsOn(product *admin.Product, mediaID string) []string {
+	var out []string
+	for _, v := range product.Variants {
+		if slices.Contains(v.MediaIDs, mediaID) {
+			out = append(out, v.ID)
+		}
+	}
+	return out
+}
+
+// relink moves the listed variants' image from one media to another, in
+// one call to unlink and one to link. A variant holds one media, so the
+// old link goes first. A variant already on the new media is left alone,
+// one with no media (an earlier attempt unlinked it) is linked, and one
+// the merchant linked to some other image meanwhile keeps that image.
+func (w *writer) relink(ctx context.Context, product *admin.Product, variants []string, from, to string) error {
+	current := map[string][]string{}
+	for _, v := range product.Variants {
+		current[v.ID] = v.MediaIDs
+	}
+	var detach, attach []admin.VariantMedia
+	for _, v := range variants {
+		media, ok := current[v]
+		if !ok || slices.Contains(media, to) {
+			continue // deleted meanwhile, or done
+		}
+		switch {
+		case slices.Contains(media, from):
+			detach = append(detach, admin.VariantMedia{VariantID: v, MediaID: from})
+			attach = append(attach, admin.VariantMedia{VariantID: v, MediaID: to})
+		case len(media) == 0:
+			attach = append(attach, admin.VariantMedia{VariantID: v, MediaID: to})
+		}
+	}
+	if err := w.c.DetachVariantMedia(ctx, product.ID, detach); err != nil {
+		return err
+	}
+	return w.c.AppendVariantMedia(ctx, product.ID, attach)
+}
