@@ -16,7 +16,11 @@ import (
 // it from source() only when it does not exist yet (so nothing is uploaded
 // for a file that is already there).
 func (w *writer) ensureFile(ctx context.Context, name, alt string, source func() (string, error)) (string, error) {
-	if f, err := w.c.FindFile(ctx, name); err != nil {
+	if f, err := w.c.FindFile(ctx, name); errors.Is(err, admin.ErrFilePending) {
+		// An earlier attempt's file may still be processing: look again
+		// later rather than make a second one.
+		return "", fmt.Errorf("%w: %w", errNotReadyYet, err)
+	} else if err != nil {
 		return "", err
 	} else if f != nil {
 		return f.ID, nil
@@ -28,6 +32,9 @@ func (w *writer) ensureFile(ctx context.Context, name, alt string, source func()
 	id, err := w.c.CreateFile(ctx, name, src, alt)
 	if errors.Is(err, admin.ErrFileExists) {
 		f, ferr := w.c.FindFile(ctx, name)
+		if errors.Is(ferr, admin.ErrFilePending) {
+			return "", fmt.Errorf("%w: %w", errNotReadyYet, ferr)
+		}
 		if ferr != nil || f == nil {
 			return "", fmt.Errorf("file %s exists but cannot be found: %v", name, ferr)
 		}

@@ -113,8 +113,15 @@ func TestDeletedOriginalIsNotResurrected(t *testing.T) {
 		if len(after.Media) != 2 || after.Media[0].ID != rec.MediaIDs[0] || after.Media[1].ID != rec.MediaIDs[2] {
 			t.Fatalf("gallery is %+v, want the two remaining originals in place", after.Media)
 		}
-		kept := fileByID(after, gone.ResultMediaID)
-		if kept == nil || len(kept.ProductIDs) != 0 || !borderIsWhiteOrClear(t, kept.Data) || !strings.Contains(gone.Error, kept.Filename) {
+		// The file was just made: Shopify processes it in the background.
+		var kept *shopifytest.FileSnapshot
+		for range 200 {
+			if kept = fileByID(h.store.Product(shopDomain, rec.ID), gone.ResultMediaID); kept == nil || kept.Status != "UPLOADED" && kept.Status != "PROCESSING" {
+				break
+			}
+			sleep()
+		}
+		if kept == nil || kept.Status != "READY" || len(kept.ProductIDs) != 0 || !borderIsWhiteOrClear(t, kept.Data) || !strings.Contains(gone.Error, kept.Filename) {
 			t.Fatalf("the processed image of the deleted original should wait in Files, named in the reason: %+v", kept)
 		}
 	})
