@@ -93,7 +93,7 @@ func Catalogue(o CatalogueOptions) []NewProduct {
 				base = "IMG_" + fmt.Sprint(1000+k) // camera names repeat across products
 			}
 			bg := color.RGBA{uint8(150 + r.IntN(100)), uint8(150 + r.IntN(100)), uint8(150 + r.IntN(100)), 255}
-			np.Images = append(np.Images, NewImage{Filename: base + e.ext, Data: samplePhoto(e.format, bg), Alt: alt})
+			np.Images = append(np.Images, NewImage{Filename: base + e.ext, Data: SamplePhoto(e.format, bg), Alt: alt})
 		}
 		// Variants: none linked, several sharing one image, others on other images.
 		nv := r.IntN(5)
@@ -115,9 +115,9 @@ func longText(s string, limit int) string {
 	return string(rs[:limit])
 }
 
-// samplePhoto is a small photo in a format: a dark product on a light background, so a
+// SamplePhoto is a small photo in a format ("jpeg", "png", "gif" or "webp"): a dark product on a light background, so a
 // background removal visibly changes it.
-func samplePhoto(format string, bg color.RGBA) []byte {
+func SamplePhoto(format string, bg color.RGBA) []byte {
 	const w, h = 48, 36
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	for y := range h {

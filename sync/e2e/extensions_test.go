@@ -83,3 +83,47 @@ func TestReplaceInPlaceKeepsEveryExtensionSpelling(t *testing.T) {
 		assertVariants(t, before, after)
 	})
 }
+
+// Remove The Background may deliver another format than the original's.
+// The image is converted where nothing is lost, so it still replaces the
+// original in place (here: a transparent PNG into a .webp original, kept
+// lossless); where converting would lose the transparency (a JPEG
+// original) it becomes a new media. The job's events say which and why.
+func TestDeliveredFormatIsFittedToTheOriginal(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate()})
+		rec := h.createProduct(shopifytest.NewProduct{
+			Title: "Formats",
+			Images: []shopifytest.NewImage{
+				{Filename: "front.webp", Data: shopifytest.SamplePhoto("webp", sand), Alt: "Front"},
+				{Filename: "back.jpg", Data: photo("jpeg", sky), Alt: "Back"},
+			},
+			Variants: []shopifytest.NewVariant{{Title: "A", ImageIndex: 0}, {Title: "B", ImageIndex: 1}},
+		})
+		before := waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("all done", allIn(2, models.JobDone))
+		after := h.store.Product(shopDomain, rec.ID)
+
+		webp, jpg := h.jobFor(rec.MediaIDs[0]), h.jobFor(rec.MediaIDs[1])
+		if m := after.Media[0]; m.ID != rec.MediaIDs[0] || m.Filename != "front.webp" || m.MimeType != "image/webp" || bytes.Equal(m.Data, before.Media[0].Data) {
+			t.Errorf("the .webp original was not replaced in place by WEBP bytes: %s %s %s", m.ID, m.Filename, m.MimeType)
+		}
+		if m := after.Media[1]; m.ID != jpg.ResultMediaID || m.ID == rec.MediaIDs[1] || m.MimeType != "image/png" || m.Alt != "Back" {
+			t.Errorf("the JPEG original should give way to a new PNG media: %s %s %q", m.ID, m.MimeType, m.Alt)
+		}
+		if v := after.Variants[1].MediaIDs; len(v) != 1 || v[0] != jpg.ResultMediaID {
+			t.Errorf("variant B links %v, want the new media", v)
+		}
+		for _, c := range []struct {
+			job  models.ImageJob
+			want string
+		}{{webp, "replaced in place: delivered as PNG, converted to lossless WEBP"}, {jpg, "transparency, which a JPEG original cannot keep"}} {
+			var n int64
+			h.db.Model(&models.JobEvent{}).Where("job_id = ? AND message LIKE ?", c.job.ID, "%"+c.want+"%").Count(&n)
+			if n == 0 {
+				t.Errorf("job %d has no event saying %q", c.job.ID, c.want)
+			}
+		}
+	})
+}
