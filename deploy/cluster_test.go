@@ -95,7 +95,10 @@ type cluster struct {
 
 	// holdNext holds the next Admin API mutation any replica sends.
 	holdNext atomic.Bool
-	held     chan heldCall
+	// holdSubmit delivers the next image submission any replica sends to
+	// Remove The Background, then holds the answer back from the replica.
+	holdSubmit atomic.Bool
+	held       chan heldCall
 }
 
 // node is one serve process.
@@ -111,6 +114,9 @@ type node struct {
 	// shopify is this replica's own way to the fake store, so the test can
 	// stop it in the middle of a write-back.
 	shopify *httptest.Server
+	// rtb is its way to the fake Remove The Background, so the test can
+	// lose the answer to a submission that did arrive.
+	rtb     *httptest.Server
 	release chan struct{} // closed to let a held request fail
 }
 
@@ -175,15 +181,15 @@ func newCluster(t *testing.T, dbURL string, o clusterOptions) *cluster {
 }
 
 // env is every serve process's configuration.
-func (c *cluster) env(listen, shopifyURL string) []string {
+func (c *cluster) env(listen string, nd *node) []string {
 	m := map[string]string{
 		"LISTEN_ADDR":             listen,
 		"APP_URL":                 c.proxy.URL,
 		"DATABASE_URL":            c.dbURL,
 		"SHOPIFY_API_KEY":         c.apiKey,
 		"SHOPIFY_API_SECRET":      c.secret,
-		"SHOPIFY_ADMIN_BASE_URL":  shopifyURL,
-		"RTB_BASE_URL":            c.rtb.BaseURL(),
+		"SHOPIFY_ADMIN_BASE_URL":  nd.shopify.URL,
+		"RTB_BASE_URL":            nd.rtb.URL + "/REST.svc",
 		"RTB_FILES_BASE_URL":      c.rtb.URL() + "/",
 		"ALLOW_PRIVATE_DOWNLOADS": "true",
 		"ENCRYPTION_KEYS":         c.keys,
@@ -238,6 +244,8 @@ func (c *cluster) start(n int) []*node {
 		c.mu.Lock()
 		nd := &node{n: len(c.nodes) + 1, url: "http://" + addr, done: make(chan error, 1), release: make(chan struct{})}
 		nd.shopify = httptest.NewServer(c.toStore(nd))
+		nd.rtb = httptest.NewServer(c.toRTB(nd))
+		c.t.Cleanup(nd.rtb.Close)
 		c.t.Cleanup(nd.shopify.Close)
 		c.t.Cleanup(nd.releaseHeld)
 		nd.log = filepath.Join(c.dir, fmt.Sprintf("replica-%d-%d.log", nd.n, time.Now().UnixNano()))
@@ -248,7 +256,7 @@ func (c *cluster) start(n int) []*node {
 			c.t.Fatal(err)
 		}
 		nd.cmd = exec.Command(c.bin, "serve")
-		nd.cmd.Env = c.env(addr, nd.shopify.URL)
+		nd.cmd.Env = c.env(addr, nd)
 		nd.cmd.Dir = c.dir // no .env of the developer's working directory
 		nd.cmd.Stdout, nd.cmd.Stderr = f, f
 		if err := nd.cmd.Start(); err != nil {
@@ -409,6 +417,38 @@ func (c *cluster) toStore(nd *node) http.Handler {
 		}
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
+	})
+}
+
+// toRTB forwards a replica's Remove The Background requests; when armed,
+// the next submission reaches the service (it is accepted and will be
+// delivered) but its answer never reaches the replica.
+func (c *cluster) toRTB(nd *node) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req, _ := http.NewRequestWithContext(r.Context(), r.Method, c.rtb.URL()+r.URL.RequestURI(), bytes.NewReader(body))
+		req.Header = r.Header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		answer, _ := io.ReadAll(resp.Body)
+		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Image/") && c.holdSubmit.CompareAndSwap(true, false) {
+			c.held <- heldCall{node: nd, op: "submission (accepted by Remove The Background, answer withheld)"}
+			select {
+			case <-nd.release:
+			case <-r.Context().Done():
+			}
+			http.Error(w, "held", http.StatusServiceUnavailable)
+			return
+		}
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		w.Write(answer)
 	})
 }
 

@@ -21,7 +21,7 @@ import (
 )
 
 // -replicas.long runs the replicas test with a bigger catalogue.
-var longReplicas = flag.Bool("replicas.long", false, "replicas test: 60 products instead of 12")
+var longReplicas = flag.Bool("replicas.long", false, "replicas tests: 60 products instead of 12, and a replica killed after Remove The Background accepted its submission")
 
 // product is a sample product and what its gallery must look like after.
 type product struct {
