@@ -94,11 +94,13 @@ func (w *writer) relink(ctx context.Context, product *admin.Product, variants []
 		current[v.ID] = v.MediaIDs
 	}
 	var detach, attach []admin.VariantMedia
+	seen := map[string]bool{}
 	for _, v := range variants {
 		media, ok := current[v]
-		if !ok || slices.Contains(media, to) {
-			continue // deleted meanwhile, or done
+		if !ok || slices.Contains(media, to) || seen[v] {
+			continue // deleted meanwhile, done, or listed twice (Shopify refuses a variant named twice)
 		}
+		seen[v] = true
 		switch {
 		case slices.Contains(media, from):
 			detach = append(detach, admin.VariantMedia{VariantID: v, MediaID: from})

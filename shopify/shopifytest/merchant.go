@@ -109,3 +109,12 @@ func (s *Store) fileLocked(shop, mediaID string) (*file, error) {
 	}
 	return f, nil
 }
+
+// LockNextDetach makes the next n fileUpdate calls that remove a file from a product answer
+// FILE_LOCKED ("File has a pending operation"), as Shopify does while another change to the file
+// is under way.
+func (s *Store) LockNextDetach(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lockNext += n
+}

@@ -213,6 +213,12 @@ func mutFileUpdate(e *exec, _ any, args map[string]any) (any, error) {
 			fe("ALT_VALUE_LIMIT_EXCEEDED", "The alt value exceeds the maximum limit of 512 characters.", "files", i, "alt")
 			continue
 		}
+		if in["referencesToRemove"] != nil && e.s.lockNext > 0 {
+			// Shopify: a file with a pending operation cannot be changed (FILE_LOCKED).
+			e.s.lockNext--
+			fe("FILE_LOCKED", "File has a pending operation.", "files", i, "id")
+			continue
+		}
 		var addTo, removeFrom []*product
 		bad := false
 		for _, key := range []string{"referencesToAdd", "referencesToRemove"} {

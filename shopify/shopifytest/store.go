@@ -62,6 +62,7 @@ type Store struct {
 	allowed   []netip.Prefix // the app's IP allowlist; nil → not enforced
 	stalled   bool           // media processing never finishes (StallProcessing)
 	failFiles int            // media processings left to fail (FailNextProcessing)
+	lockNext  int            // fileUpdate detaches left to refuse as FILE_LOCKED (LockNextDetach)
 
 	done chan struct{} // closed by Close: stops background processing
 	bg   sync.WaitGroup

@@ -238,3 +238,71 @@ func TestFullGalleryReplacesWithNewMedia(t *testing.T) {
 		}
 	})
 }
+
+// A write-back that fails after moving the variants is undone from the
+// product as it is then: every variant on the processed image (including
+// one the merchant linked to the original meanwhile) goes back to the
+// original, none is refused as already having an image, and Retry then
+// finishes the job.
+func TestRollbackGivesBackTheCurrentVariantLinks(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h, release := heldHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxAttempts = 1 }})
+		rec := h.createProduct(threeImages(".jpg"))
+		waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("submitted", allIn(3, models.JobAwaitingRTB))
+		sand, blue, plain := rec.VariantIDs[0], rec.VariantIDs[1], rec.VariantIDs[2]
+		must(t, h.store.LinkVariant(shopDomain, rec.ID, plain, rec.MediaIDs[0])) // Plain joins Sand on image 0
+		must(t, h.store.LinkVariant(shopDomain, rec.ID, blue, rec.MediaIDs[2]))  // Blue leaves image 1
+		edited := h.store.Product(shopDomain, rec.ID)
+		h.store.LockNextDetach(1) // the first write-back fails at its last step
+		release()
+
+		jobs := h.waitJobs("finished", allIn(3, models.JobDone, models.JobFailed))
+		var failed *models.ImageJob
+		for i := range jobs {
+			if jobs[i].State == models.JobFailed {
+				if failed != nil {
+					t.Fatalf("more than one job failed: %s", describe(jobs))
+				}
+				failed = &jobs[i]
+			}
+		}
+		if failed == nil {
+			t.Fatalf("no write-back failed: %s", describe(jobs))
+		}
+		after := h.store.Product(shopDomain, rec.ID)
+		if len(after.Media) != 3 {
+			t.Fatalf("gallery has %d media after the rollback, want 3", len(after.Media))
+		}
+		// The failed job's original is back as it was, the others processed.
+		counterpart := map[string]string{}
+		for i, orig := range edited.Media {
+			want := h.jobFor(orig.ID).ResultMediaID
+			if orig.ID == failed.MediaID {
+				want = orig.ID
+			}
+			if after.Media[i].ID != want {
+				t.Errorf("position %d holds %s, want %s", i, after.Media[i].ID, want)
+			}
+			counterpart[orig.ID] = want
+		}
+		want := map[string]string{sand: counterpart[rec.MediaIDs[0]], plain: counterpart[rec.MediaIDs[0]], blue: counterpart[rec.MediaIDs[2]]}
+		for _, v := range after.Variants {
+			if len(v.MediaIDs) != 1 || v.MediaIDs[0] != want[v.ID] {
+				t.Errorf("variant %s links %v, want [%s]", v.Title, v.MediaIDs, want[v.ID])
+			}
+		}
+		var undone int64
+		h.db.Model(&models.JobEvent{}).Where("job_id = ? AND message LIKE ?", failed.ID, "%half-done write-back undone%").Count(&undone)
+		if undone == 0 {
+			t.Error("no event says the half-done write-back was undone")
+		}
+
+		if status, body := h.api("POST", "/api/jobs/"+itoa(failed.ID)+"/retry", nil); status != 202 {
+			t.Fatalf("retry: %d %s", status, body)
+		}
+		h.waitJobs("all done", allIn(3, models.JobDone))
+		assertGallery(t, h, edited, h.store.Product(shopDomain, rec.ID))
+	})
+}
