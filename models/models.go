@@ -50,8 +50,11 @@ type Settings struct {
 	DeliveryHours      int
 	MonthlyBudget      string
 	Filters            string // JSON
-	CreatedAt          time.Time
-	UpdatedAt          time.Time
+	Publish            string // auto or review
+	ReviewReminderDays int    // a held image older than this is pointed out once
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 func (Settings) TableName() string { return "shop_settings" }
@@ -69,11 +72,15 @@ const (
 	JobSkipped     = "skipped"
 	JobOverBudget  = "over_budget"
 	JobReverted    = "reverted"
+	// JobAwaitingReview holds a processed image in Files for the merchant's decision.
+	JobAwaitingReview = "awaiting_review"
+	// JobRejected is a held image the merchant turned down; the product never changed.
+	JobRejected = "rejected"
 )
 
 // JobStates lists every state, for validation and metrics.
 var JobStates = []string{JobQueued, JobSubmitting, JobAwaitingRTB, JobWritingBack, JobDone,
-	JobRetrying, JobFailed, JobCancelled, JobSkipped, JobOverBudget, JobReverted}
+	JobRetrying, JobFailed, JobCancelled, JobSkipped, JobOverBudget, JobReverted, JobAwaitingReview, JobRejected}
 
 // ImageJob is one product image on its way through Remove The Background.
 // RunAt (unix ms) is when a worker should next act on it; NULL means no
@@ -111,6 +118,11 @@ type ImageJob struct {
 	ProcessedURL     string
 	ResultMediaID    string
 	BackfillRun      *int64 // the backfill run that queued the job, whose confirmed amount it counts against
+	ReviewHeldAt     *time.Time
+	ReviewDecidedAt  *time.Time
+	ReviewReason     string
+	ReviewFileID     string // the processed image in Files while it waits for review
+	ReviewNotifiedAt *time.Time
 	Step             string
 	Error            string
 	DueBy            *time.Time

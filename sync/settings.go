@@ -23,6 +23,8 @@ const (
 	ScopeFeatured = "featured"
 	ModeReplace   = "replace"
 	ModeAdd       = "add"
+	PublishAuto   = "auto"
+	PublishReview = "review"
 )
 
 // Filters narrow which products are processed. Empty lists match everything.
@@ -47,13 +49,17 @@ type Settings struct {
 	DeliveryHours int
 	MonthlyBudget string // decimal string, "" for none
 	Filters       Filters
-	Saved         bool // false when the shop never saved settings
+	Publish       string // PublishAuto or PublishReview
+	// ReviewReminderDays: a held image older than this many days is pointed
+	// out in the dashboard, once; it is never published by itself.
+	ReviewReminderDays int
+	Saved              bool // false when the shop never saved settings
 }
 
 // DefaultSettings are what a new shop starts with: off, until the merchant
 // enters credentials and picks a template.
 func DefaultSettings(shopID uint64) Settings {
-	return Settings{ShopID: shopID, ImageScope: ScopeAll, WriteMode: ModeReplace, DeliveryHours: 24,
+	return Settings{ShopID: shopID, ImageScope: ScopeAll, WriteMode: ModeReplace, DeliveryHours: 24, Publish: PublishAuto, ReviewReminderDays: 7,
 		Filters: Filters{ProductTypes: []string{}, Vendors: []string{}, TagsInclude: []string{}, TagsExclude: []string{}}}
 }
 
@@ -99,6 +105,12 @@ func LoadSettings(ctx context.Context, db *gorm.DB, sealer *models.Sealer, shop 
 		}
 	}
 	s.Filters = s.Filters.normalized()
+	if row.Publish == PublishReview {
+		s.Publish = PublishReview
+	}
+	if row.ReviewReminderDays > 0 {
+		s.ReviewReminderDays = row.ReviewReminderDays
+	}
 	return s, nil
 }
 
@@ -124,7 +136,13 @@ func SaveSettings(ctx context.Context, db *gorm.DB, sealer *models.Sealer, shop 
 		RTBContactAPIKey: contact, RTBDeveloperAPIKey: developer,
 		TemplateID: s.TemplateID, TemplateName: s.TemplateName, TemplatePrice: s.TemplatePrice, TemplateCurrency: s.Currency,
 		ImageScope: s.ImageScope, WriteMode: s.WriteMode, DeliveryHours: s.DeliveryHours, MonthlyBudget: s.MonthlyBudget,
-		Filters: string(filters), CreatedAt: now, UpdatedAt: now,
+		Filters: string(filters), Publish: s.Publish, ReviewReminderDays: s.ReviewReminderDays, CreatedAt: now, UpdatedAt: now,
+	}
+	if row.Publish == "" {
+		row.Publish = PublishAuto
+	}
+	if row.ReviewReminderDays == 0 {
+		row.ReviewReminderDays = 7
 	}
 	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&models.Settings{}).Where("shop_id = ?", shop.ID).Select("*").Omit("shop_id", "created_at").Updates(&row)
@@ -175,6 +193,12 @@ func (s Settings) Validate() error {
 	}
 	if s.WriteMode != ModeReplace && s.WriteMode != ModeAdd {
 		errs["writeMode"] = `must be "replace" or "add"`
+	}
+	if s.Publish != PublishAuto && s.Publish != PublishReview {
+		errs["publish"] = `must be "auto" or "review"`
+	}
+	if s.ReviewReminderDays < 1 || s.ReviewReminderDays > 90 {
+		errs["reviewReminderDays"] = "must be a whole number of days from 1 to 90"
 	}
 	if s.DeliveryHours < 1 || s.DeliveryHours > 168 {
 		errs["deliveryHours"] = "must be a whole number of hours from 1 to 168"

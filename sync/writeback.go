@@ -46,7 +46,7 @@ func extOf(name string) string { return path.Ext(name) }
 // worker taking over never adds a second copy.
 func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	j := l.job
-	shop, _, ok, err := p.activeShop(ctx, l)
+	shop, settings, ok, err := p.activeShop(ctx, l)
 	if !ok {
 		return err
 	}
@@ -64,6 +64,11 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		return p.fail(ctx, l, err, "Could not download the processed image from Remove The Background.")
 	}
 	c := p.o.Admin(shop.Domain)
+	// In review mode the image waits in Files for the merchant's decision
+	// before anything on the product changes.
+	if held, err := p.holdForReview(ctx, l, settings, c, img); held || err != nil {
+		return err
+	}
 	product, err := c.Product(ctx, j.ProductID)
 	if errors.Is(err, admin.ErrNotFound) {
 		return l.release(ctx, map[string]any{"state": models.JobFailed, "error": "The product was deleted before the processed image arrived."}, nil, "product gone")

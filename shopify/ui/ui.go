@@ -90,7 +90,7 @@ func newPage(o Options) *page {
 	return &page{
 		opts:    o,
 		tmpl:    template.Must(template.ParseFS(static, "static/index.html")),
-		js:      load("text/javascript; charset=utf-8", "app.js", "catalogue.js"),
+		js:      load("text/javascript; charset=utf-8", "app.js", "catalogue.js", "review.js"),
 		css:     load("text/css; charset=utf-8", "app.css"),
 		shimJS:  load("text/javascript; charset=utf-8", "shim.js"),
 		shimCSS: load("text/css; charset=utf-8", "shim.css"),

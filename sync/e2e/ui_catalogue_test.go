@@ -16,12 +16,7 @@ import (
 func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 	b := newBrowser(t, 60*time.Second)
 	h := newUIHarness(t)
-	if status, body := h.api("PUT", "/api/settings", map[string]any{
-		"enabled": true, "rtb": map[string]any{"contactEmail": rtbEmail, "contactApiKey": rtbKey},
-		"templateId": "2000045", "imageScope": "all", "writeMode": "replace", "deliveryHours": 24, "monthlyBudget": "10.00",
-	}); status != 200 {
-		t.Fatalf("settings: %d %s", status, body)
-	}
+	h.turnOn(map[string]any{"monthlyBudget": "10.00"})
 	for _, name := range []string{"one", "two"} {
 		waitReady(t, h, h.createProduct(oneImage(name)).ID)
 	}
@@ -65,5 +60,20 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 	b.screenshot("catalogue.png")
 	if errs := b.scriptErrors(); len(errs) > 0 {
 		t.Errorf("script errors: %q", errs)
+	}
+}
+
+// turnOn saves settings that turn processing on, with extra on top.
+func (h *harness) turnOn(extra map[string]any) {
+	h.t.Helper()
+	body := map[string]any{
+		"enabled": true, "rtb": map[string]any{"contactEmail": rtbEmail, "contactApiKey": rtbKey},
+		"templateId": "2000045", "imageScope": "all", "writeMode": "replace", "deliveryHours": 24,
+	}
+	for k, v := range extra {
+		body[k] = v
+	}
+	if status, raw := h.api("PUT", "/api/settings", body); status != 200 {
+		h.t.Fatalf("settings: %d %s", status, raw)
 	}
 }

@@ -48,6 +48,11 @@ func (a *API) Register(r fiber.Router) {
 	r.Get("/jobs/:id", a.getJob)
 	r.Post("/jobs/:id/retry", a.retryJob)
 	r.Post("/jobs/:id/revert", a.revertJob)
+	r.Post("/jobs/:id/approve", a.approveJob)
+	r.Post("/jobs/:id/reject", a.rejectJob)
+	r.Post("/jobs/approve", a.approveJobs)
+	r.Post("/jobs/reject", a.rejectJobs)
+	r.Post("/review/reminder", a.dismissReviewReminder)
 	r.Post("/backfill", a.startBackfill)
 	r.Get("/backfill", a.backfillStatus)
 	r.Get("/backfill/estimate", a.backfillEstimate)
@@ -87,6 +92,9 @@ type settingsJSON struct {
 	DeliveryHours int             `json:"deliveryHours"`
 	MonthlyBudget string          `json:"monthlyBudget"`
 	Filters       imgsync.Filters `json:"filters"`
+	Publish       string          `json:"publish"`
+	// ReviewReminderDays: held images older than this are pointed out once.
+	ReviewReminderDays int `json:"reviewReminderDays"`
 
 	// Read-only: ignored when sent back.
 	TemplateName   string `json:"templateName"`
@@ -130,6 +138,7 @@ func (a *API) settingsView(ctx context.Context, s imgsync.Settings) (settingsJSO
 		DeliveryHours: s.DeliveryHours, MonthlyBudget: s.MonthlyBudget,
 		Filters: imgsync.Filters{ProductTypes: nonNil(s.Filters.ProductTypes), Vendors: nonNil(s.Filters.Vendors),
 			TagsInclude: nonNil(s.Filters.TagsInclude), TagsExclude: nonNil(s.Filters.TagsExclude)},
+		Publish: s.Publish, ReviewReminderDays: s.ReviewReminderDays,
 		TemplateName: s.TemplateName, TemplatePrice: s.TemplatePrice, CurrencyID: s.Currency,
 		SpentThisMonth: spent, Ready: ready, ReadyMessage: why,
 	}, nil
@@ -174,6 +183,8 @@ type settingsInput struct {
 	WriteMode     *string   `json:"writeMode"`
 	DeliveryHours *int      `json:"deliveryHours"`
 	MonthlyBudget *string   `json:"monthlyBudget"`
+	Publish       *string   `json:"publish"`
+	ReviewDays    *int      `json:"reviewReminderDays"`
 	Filters       *struct {
 		ProductTypes *[]string `json:"productTypes"`
 		Vendors      *[]string `json:"vendors"`
@@ -260,6 +271,13 @@ func merge(s imgsync.Settings, in settingsInput) imgsync.Settings {
 	set(&s.ImageScope, in.ImageScope)
 	set(&s.WriteMode, in.WriteMode)
 	set(&s.MonthlyBudget, in.MonthlyBudget)
+	set(&s.Publish, in.Publish)
+	if s.Publish == "" {
+		s.Publish = imgsync.PublishAuto // a missing publish means auto
+	}
+	if in.ReviewDays != nil {
+		s.ReviewReminderDays = *in.ReviewDays
+	}
 	if in.DeliveryHours != nil {
 		s.DeliveryHours = *in.DeliveryHours
 	}

@@ -41,6 +41,9 @@ type jobJSON struct {
 	RevertRequested bool   `json:"revertRequested"`
 	CanRetry        bool   `json:"canRetry"`
 	CanRevert       bool   `json:"canRevert"`
+	CanDecide       bool   `json:"canDecide"` // held for review: approve or reject
+
+	Review *reviewJSON `json:"review,omitempty"`
 }
 
 // notice is a condition the dashboard shows as a banner above the jobs, whatever page or filter
@@ -70,6 +73,8 @@ func jobView(j *models.ImageJob) jobJSON {
 		Uncertain: uncertain, RevertRequested: revertRequested,
 		CanRetry:  j.State == models.JobFailed || uncertain,
 		CanRevert: j.State == models.JobDone && !revertRequested,
+		CanDecide: j.State == models.JobAwaitingReview,
+		Review:    reviewView(j),
 	}
 }
 
@@ -111,8 +116,20 @@ func (a *API) listJobs(c *fiber.Ctx) error {
 		return err
 	}
 	resp := fiber.Map{"jobs": out, "nextCursor": next}
+	var notices []notice
 	if blocked > 0 {
-		resp["notices"] = []notice{{Code: "ip_allowlist", Jobs: blocked, Message: imgsync.AllowlistMessage}}
+		notices = append(notices, notice{Code: "ip_allowlist", Jobs: blocked, Message: imgsync.AllowlistMessage})
+	}
+	waiting, err := a.Pipeline.ReviewReminder(c.UserContext(), shop)
+	if err != nil {
+		return err
+	}
+	if waiting > 0 {
+		notices = append(notices, notice{Code: "review_waiting", Jobs: waiting,
+			Message: "Processed images have waited for your review for a while. They are not published until you approve them."})
+	}
+	if len(notices) > 0 {
+		resp["notices"] = notices
 	}
 	return send(c, fiber.StatusOK, resp)
 }

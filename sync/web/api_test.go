@@ -259,6 +259,7 @@ func TestAPISettingsDefaults(t *testing.T) {
 			"deliveryHours": float64(24),
 			"monthlyBudget": "",
 			"filters":       map[string]any{"productTypes": []any{}, "vendors": []any{}, "tagsInclude": []any{}, "tagsExclude": []any{}},
+			"publish":       "auto",
 		}
 		for k, v := range want {
 			if g, _ := json.Marshal(got[k]); string(g) != mustJSON(t, v) {

@@ -165,6 +165,7 @@
     enabled: "f-enabled", "rtb.contactEmail": "f-email", "rtb.contactApiKey": "f-contact-key",
     "rtb.developerApiKey": "f-developer-key", templateId: "f-template", imageScope: "f-scope",
     writeMode: "f-mode", deliveryHours: "f-hours", monthlyBudget: "f-budget",
+    publish: "f-publish", reviewReminderDays: "f-review-days",
     "filters.productTypes": "f-types", "filters.vendors": "f-vendors",
     "filters.tagsInclude": "f-tags-in", "filters.tagsExclude": "f-tags-out"
   };
@@ -186,6 +187,8 @@
     $("f-mode").value = s.writeMode;
     $("f-hours").value = String(s.deliveryHours);
     $("f-budget").value = s.monthlyBudget || "";
+    $("f-publish").value = s.publish || "auto";
+    $("f-review-days").value = String(s.reviewReminderDays || 7);
     $("f-types").value = s.filters.productTypes.join(", ");
     $("f-vendors").value = s.filters.vendors.join(", ");
     $("f-tags-in").value = s.filters.tagsInclude.join(", ");
@@ -269,6 +272,8 @@
       writeMode: $("f-mode").value,
       deliveryHours: parseInt($("f-hours").value, 10) || 0,
       monthlyBudget: String($("f-budget").value || "").trim(),
+      publish: $("f-publish").value || "auto",
+      reviewReminderDays: parseInt($("f-review-days").value, 10) || 0,
       filters: { productTypes: list("f-types"), vendors: list("f-vendors"),
         tagsInclude: list("f-tags-in"), tagsExclude: list("f-tags-out") }
     };
@@ -368,9 +373,13 @@
     cell(tr, actions);
     if (j.canRetry) actions.appendChild(action(j.uncertain ? "Resubmit" : "Retry", title, j, "retry"));
     if (j.canRevert) actions.appendChild(action("Revert", title, j, "revert"));
+    rowHooks.forEach(function (fn) { fn(j, tr, actions, title); });
     tr.dataset.busy = ACTIVE[j.state] || j.revertRequested ? "1" : "";
     return tr;
   }
+
+  // rowHooks add to a job's row (review.js: the review controls of a held image).
+  var rowHooks = [];
 
   function action(text, title, j, what) {
     var b = el("s-button", { "accessibility-label": text + " " + title }, text);
@@ -424,6 +433,7 @@
       table.hasPreviousPage = jobs.pages.length > 1;
       $("jobs-empty").hidden = data.jobs.length > 0 || jobs.pages.length > 1;
       showNotices(data.notices);
+      document.dispatchEvent(new CustomEvent("rtb:jobs", { detail: data }));
     } catch (err) {
       fail(err);
     }
@@ -500,7 +510,8 @@
   }
 
   // What the page's other parts (catalogue.js) use.
-  window.rtbAdmin = { api: api, fail: fail, toast: toast, el: el, loadJobs: loadJobs };
+  window.rtbAdmin = { api: api, fail: fail, toast: toast, el: el, loadJobs: loadJobs, rowHooks: rowHooks,
+    thumb: thumb, safeURL: safeURL };
 
   start();
 })();

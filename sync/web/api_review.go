@@ -1,0 +1,132 @@
+package web
+
+import (
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"rtbshopify/models"
+)
+
+// maxReviewBody caps approve and reject bodies: a list of ids and a reason.
+const maxReviewBody = 64 << 10
+
+// reviewJSON is the review object of a job held for, or decided in, review.
+type reviewJSON struct {
+	HeldAt    string `json:"heldAt"`
+	DecidedAt string `json:"decidedAt"` // "" while it waits
+	Reason    string `json:"reason"`
+}
+
+func reviewView(j *models.ImageJob) *reviewJSON {
+	if j.State != models.JobAwaitingReview && j.State != models.JobRejected || j.ReviewHeldAt == nil {
+		return nil
+	}
+	v := &reviewJSON{HeldAt: j.ReviewHeldAt.UTC().Format(time.RFC3339), Reason: j.ReviewReason}
+	if j.ReviewDecidedAt != nil {
+		v.DecidedAt = j.ReviewDecidedAt.UTC().Format(time.RFC3339)
+	}
+	return v
+}
+
+// reviewBody is what approve and reject accept: the reason (reject), and
+// for the bulk forms ids or all.
+type reviewBody struct {
+	Reason string   `json:"reason"`
+	IDs    []string `json:"ids"`
+	All    bool     `json:"all"`
+}
+
+func decodeReview(c *fiber.Ctx) (reviewBody, error) {
+	var in reviewBody
+	body := c.Body()
+	if len(body) > maxReviewBody {
+		return in, Errorf(fiber.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
+	}
+	if strings.TrimSpace(string(body)) == "" {
+		return in, nil
+	}
+	if err := json.Unmarshal(body, &in); err != nil {
+		return in, Errorf(fiber.StatusBadRequest, "bad_request", `The body must be a JSON object such as {"reason": "…"} or {"ids": ["…"]}.`)
+	}
+	in.Reason = strings.TrimSpace(in.Reason)
+	return in, nil
+}
+
+func (a *API) approveJob(c *fiber.Ctx) error { return a.decideJob(c, true) }
+func (a *API) rejectJob(c *fiber.Ctx) error  { return a.decideJob(c, false) }
+
+func (a *API) decideJob(c *fiber.Ctx, approve bool) error {
+	shop, err := shopOf(c)
+	if err != nil {
+		return err
+	}
+	id, err := jobID(c)
+	if err != nil {
+		return err
+	}
+	in, err := decodeReview(c)
+	if err != nil {
+		return err
+	}
+	if approve {
+		j, err := a.Pipeline.Approve(c.UserContext(), shop.ID, id)
+		if err != nil {
+			return jobError(err)
+		}
+		return send(c, fiber.StatusAccepted, jobView(j))
+	}
+	j, err := a.Pipeline.Reject(c.UserContext(), shop.ID, id, in.Reason)
+	if err != nil {
+		return jobError(err)
+	}
+	return send(c, fiber.StatusAccepted, jobView(j))
+}
+
+func (a *API) approveJobs(c *fiber.Ctx) error { return a.decideJobs(c, true) }
+func (a *API) rejectJobs(c *fiber.Ctx) error  { return a.decideJobs(c, false) }
+
+// decideJobs is the bulk form: the held jobs named by ids, or all of them.
+func (a *API) decideJobs(c *fiber.Ctx, approve bool) error {
+	shop, err := shopOf(c)
+	if err != nil {
+		return err
+	}
+	in, err := decodeReview(c)
+	if err != nil {
+		return err
+	}
+	if !in.All && len(in.IDs) == 0 {
+		return Errorf(fiber.StatusUnprocessableEntity, "invalid_selection", `Name the images with "ids", or send "all": true.`)
+	}
+	ids := make([]uint64, 0, len(in.IDs))
+	for _, s := range in.IDs {
+		if n, err := strconv.ParseUint(s, 10, 64); err == nil && n > 0 {
+			ids = append(ids, n) // an id that cannot exist names no job of this shop
+		}
+	}
+	if !in.All && len(ids) == 0 {
+		return send(c, fiber.StatusAccepted, fiber.Map{"count": 0})
+	}
+	n, err := a.Pipeline.DecideMany(c.UserContext(), shop.ID, ids, in.All, approve, in.Reason)
+	if err != nil {
+		return jobError(err)
+	}
+	return send(c, fiber.StatusAccepted, fiber.Map{"count": n})
+}
+
+// dismissReviewReminder records that the merchant saw the reminder of
+// images waiting long for review; it is not shown for them again.
+func (a *API) dismissReviewReminder(c *fiber.Ctx) error {
+	shop, err := shopOf(c)
+	if err != nil {
+		return err
+	}
+	if err := a.Pipeline.DismissReviewReminder(c.UserContext(), shop); err != nil {
+		return err
+	}
+	return send(c, fiber.StatusOK, fiber.Map{"dismissed": true})
+}
