@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	mrand "math/rand/v2"
 	"sort"
 	"strings"
 	"time"
@@ -34,6 +35,9 @@ const (
 	claimSpare = 3
 	// promoteBatch caps the due jobs given a place per claim.
 	promoteBatch = 500
+	// promoteEvery is how often a pipeline looks for jobs that came due
+	// while its claim order is not empty.
+	promoteEvery = 100 * time.Millisecond
 )
 
 // claim takes the next due job for one worker.
@@ -55,13 +59,27 @@ type claimCandidate struct {
 func (p *Pipeline) claimN(ctx context.Context, want int) ([]*lease, error) {
 	now := p.now()
 	db := p.o.DB.WithContext(ctx)
-	if err := p.promote(ctx, now); err != nil {
-		return nil, err
+	// Jobs that came due are given their place every promoteEvery, and at
+	// once when the claim order runs short.
+	promoted := false
+	if last := p.promotedAt.Load(); time.Since(time.Unix(0, last)) >= promoteEvery {
+		if err := p.promote(ctx, now); err != nil {
+			return nil, err
+		}
+		promoted = true
 	}
 	var cands []claimCandidate
 	err := claimCandidates(db, want+claimWindow).Scan(&cands).Error
 	if err != nil {
 		return nil, fmt.Errorf("read claim candidates: %w", err)
+	}
+	if len(cands) < want && !promoted {
+		if err := p.promote(ctx, now); err != nil {
+			return nil, err
+		}
+		if err := claimCandidates(db, want+claimWindow).Scan(&cands).Error; err != nil {
+			return nil, fmt.Errorf("read claim candidates: %w", err)
+		}
 	}
 	if len(cands) == 0 {
 		return nil, nil
@@ -96,21 +114,40 @@ func (p *Pipeline) claimN(ctx context.Context, want int) ([]*lease, error) {
 	// on it would only wait while other shops' images wait for them.
 	var pick []uint64
 	for _, c := range due {
-		if len(pick) == want+claimSpare {
-			break
-		}
 		if shops[c.ShopID] >= p.o.MaxPerShop {
 			continue
 		}
 		shops[c.ShopID]++
 		pick = append(pick, c.ID)
 	}
-	if len(pick) == 0 {
-		return nil, nil
+	// The head of the order first. A claim that finds those rows locked
+	// by concurrent claims (each reads the same window) tries another part
+	// of the window rather than coming back empty.
+	chunk := want + claimSpare
+	for try := 0; try < 3 && len(pick) > 0; try++ {
+		from := 0
+		if try > 0 && len(pick) > chunk {
+			from = mrand.IntN(len(pick) - chunk + 1)
+		}
+		part := pick[from:min(len(pick), from+chunk)]
+		leases, err := p.lockAndLease(db, part, want, now)
+		if err != nil || len(leases) > 0 {
+			return leases, err
+		}
+		if try == 0 && len(pick) <= chunk {
+			break
+		}
 	}
+	return nil, nil
+}
+
+// lockAndLease locks the given candidates by primary key, passing over
+// rows another claim holds, and leases up to want of them, fairest first,
+// in one short transaction.
+func (p *Pipeline) lockAndLease(db *gorm.DB, pick []uint64, want int, now time.Time) ([]*lease, error) {
 	var got []models.ImageJob
 	var leases []*lease
-	err = db.Transaction(func(tx *gorm.DB) error {
+	err := db.Transaction(func(tx *gorm.DB) error {
 		if err := lockClaimed(tx, pick, now).Find(&got).Error; err != nil {
 			return fmt.Errorf("lock claimed jobs: %w", err)
 		}
@@ -168,6 +205,7 @@ func (p *Pipeline) leasesPerShop(db *gorm.DB, now time.Time, shops map[uint64]in
 
 // promote gives jobs whose run_at came due a place in the claim order.
 func (p *Pipeline) promote(ctx context.Context, now time.Time) error {
+	p.promotedAt.Store(time.Now().UnixNano())
 	db := p.o.DB.WithContext(ctx)
 	var due []claimCandidate
 	err := dueJobs(db, now, promoteBatch).Scan(&due).Error

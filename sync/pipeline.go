@@ -93,6 +93,13 @@ type Pipeline struct {
 	nodeID    string
 
 	draining atomic.Bool // set by Stop: finish the current job, take no new one
+
+	promotedAt atomic.Int64 // unix ns of the last look for jobs that came due
+	// jobs hands claimed jobs to idle workers; idle counts them, freed
+	// wakes the dispatcher when one becomes idle.
+	jobs  chan *lease
+	idleN atomic.Int64
+	freed chan struct{}
 }
 
 // New builds a pipeline; Start runs it.
@@ -127,7 +134,8 @@ func New(o Options) *Pipeline {
 	o.Schedule = o.Schedule.withDefaults()
 	b := make([]byte, 6)
 	rand.Read(b)
-	return &Pipeline{o: o, log: o.Log, wake: make(chan struct{}, 1), inboxWake: make(chan struct{}, 1), nodeID: hex.EncodeToString(b)}
+	return &Pipeline{o: o, log: o.Log, wake: make(chan struct{}, 1), inboxWake: make(chan struct{}, 1), nodeID: hex.EncodeToString(b),
+		jobs: make(chan *lease), freed: make(chan struct{}, 1)}
 }
 
 func (p *Pipeline) now() time.Time { return p.o.Now().UTC() }
@@ -152,6 +160,11 @@ func (p *Pipeline) Start(ctx context.Context) {
 			p.workLoop(ctx, i)
 		}()
 	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.dispatch(ctx)
+	}()
 	for range p.inboxLoops() {
 		p.wg.Add(1)
 		go func() {

@@ -17,22 +17,56 @@ import (
 	"rtbshopify/shopify/admin"
 )
 
+// workLoop runs the jobs the dispatcher hands over until it stops.
 func (p *Pipeline) workLoop(ctx context.Context, n int) {
 	log := p.log.With("worker", n)
+	for {
+		p.idleN.Add(1)
+		select {
+		case p.freed <- struct{}{}:
+		default:
+		}
+		l, ok := <-p.jobs
+		p.idleN.Add(-1)
+		if !ok {
+			return
+		}
+		log.Debug("job claimed", "job", l.job.ID)
+		p.runJob(ctx, l)
+	}
+}
+
+// dispatch claims as many jobs at once as workers are idle (one claim
+// for several workers: fewer round trips, fewer claims racing for the
+// same rows) and hands them over. It stops on Stop, and then the workers
+// stop once their job is done.
+func (p *Pipeline) dispatch(ctx context.Context) {
+	defer close(p.jobs)
 	for ctx.Err() == nil && !p.draining.Load() {
-		l, err := p.claim(ctx)
+		want := int(p.idleN.Load())
+		if want == 0 {
+			select {
+			case <-ctx.Done():
+			case <-p.freed:
+			case <-time.After(p.o.Idle):
+			}
+			continue
+		}
+		ls, err := p.claimN(ctx, want)
 		if err != nil {
 			if ctx.Err() == nil {
-				log.Error("claim job", "err", err)
+				p.log.Error("claim jobs", "err", err)
 			}
 			p.idle(ctx, p.o.Idle)
 			continue
 		}
-		if l == nil {
+		if len(ls) == 0 {
 			p.idle(ctx, p.o.Idle)
 			continue
 		}
-		p.runJob(ctx, l)
+		for _, l := range ls {
+			p.jobs <- l // a worker is waiting: want counted it
+		}
 	}
 }
 
