@@ -166,6 +166,7 @@ type WebhookDelivery struct {
 	TriggeredAt *time.Time
 	Body        []byte
 	PendingAt   *int64
+	InboxKey    *int64 // its place in the fan-out order; nil when done or waiting to be retried
 	Attempts    int
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -49,6 +50,40 @@ type inbox struct {
 	start    gosync.Once
 	flushers int
 	notify   func()
+
+	// The fan-out order (fair queueing by delivery): virtual is the place
+	// of the deliveries being fanned out now, as this process last saw
+	// them; last holds each recent shop's latest place.
+	virtual atomic.Int64
+	mu      gosync.Mutex
+	last    map[string]int64
+}
+
+// place gives a new delivery of shop its place in the fan-out order: one
+// after the shop's previous delivery, but never behind the deliveries
+// being fanned out now. So a shop's burst queues behind itself while a
+// shop without one goes to the front. It reads only memory: replicas each
+// keep their own view, which costs only exactness.
+func (in *inbox) place(shop string) int64 {
+	v := in.virtual.Load()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.last == nil || len(in.last) > 10000 {
+		in.last = map[string]int64{}
+	}
+	k := max(v, in.last[shop]+1)
+	in.last[shop] = k
+	return k
+}
+
+// advance records that deliveries up to place k are being fanned out.
+func (in *inbox) advance(k int64) {
+	for {
+		v := in.virtual.Load()
+		if k <= v || in.virtual.CompareAndSwap(v, k) {
+			return
+		}
+	}
 }
 
 func newInbox(db *gorm.DB, log *slog.Logger) *inbox {
@@ -111,15 +146,15 @@ func (in *inbox) insert(batch []*inboxWrite) error {
 	defer cancel()
 	var sb strings.Builder
 	sb.Grow(160 + 32*len(batch))
-	sb.WriteString("INSERT INTO webhook_deliveries (webhook_id, topic, shop_domain, received_at, triggered_at, body, pending_at, attempts) VALUES ")
-	args := make([]any, 0, 7*len(batch))
+	sb.WriteString("INSERT INTO webhook_deliveries (webhook_id, topic, shop_domain, received_at, triggered_at, body, pending_at, inbox_key, attempts) VALUES ")
+	args := make([]any, 0, 8*len(batch))
 	for i, w := range batch {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
-		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, 0)")
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, 0)")
 		r := w.row
-		args = append(args, r.WebhookID, r.Topic, r.ShopDomain, r.ReceivedAt, r.TriggeredAt, r.Body, r.PendingAt)
+		args = append(args, r.WebhookID, r.Topic, r.ShopDomain, r.ReceivedAt, r.TriggeredAt, r.Body, r.PendingAt, r.InboxKey)
 	}
 	if models.DialectOf(in.db) == models.MySQL {
 		sb.WriteString(" ON DUPLICATE KEY UPDATE webhook_id = webhook_id")
@@ -141,13 +176,23 @@ func (a *App) OnDelivery(f func()) { a.inbox.notify = f }
 // how many it handled. Deliveries another replica is acting on are passed
 // over. A failed one is tried again later, with a growing wait.
 func (a *App) FanOut(ctx context.Context, limit int) (int, error) {
+	// Deliveries due again after a failure first (few), then the head of
+	// the fair order. Each read is served by an index in its ORDER BY and
+	// locks nothing.
 	var ids []uint64
-	// The index (pending_at, id) serves both the WHERE and the ORDER BY;
-	// the read locks nothing.
-	err := a.db.WithContext(ctx).Model(&models.WebhookDelivery{}).Where("pending_at <= ?", a.now().UnixMilli()).
-		Order("pending_at, id").Limit(limit).Pluck("id", &ids).Error
+	err := fanOutRetries(a.db.WithContext(ctx), a.now(), limit).Pluck("id", &ids).Error
 	if err != nil {
+		return 0, fmt.Errorf("list webhook deliveries due again: %w", err)
+	}
+	var head []models.WebhookDelivery
+	if err := fanOutHead(a.db.WithContext(ctx), limit).Select("id, inbox_key").Find(&head).Error; err != nil {
 		return 0, fmt.Errorf("list pending webhook deliveries: %w", err)
+	}
+	if len(head) > 0 && head[0].InboxKey != nil {
+		a.inbox.advance(*head[0].InboxKey)
+	}
+	for _, d := range head {
+		ids = append(ids, d.ID)
 	}
 	handled := 0
 	var errs []error
@@ -185,7 +230,7 @@ func (a *App) fanOutOne(ctx context.Context, id uint64) (bool, error) {
 			return err
 		}
 		return tx.Model(&models.WebhookDelivery{}).Where("id = ?", id).
-			Updates(map[string]any{"pending_at": nil, "body": nil}).Error
+			Updates(map[string]any{"pending_at": nil, "inbox_key": nil, "body": nil}).Error
 	})
 	if err == nil || !found {
 		return found && err == nil, err
@@ -195,10 +240,22 @@ func (a *App) fanOutOne(ctx context.Context, id uint64) (bool, error) {
 	a.log.ErrorContext(ctx, "webhook fan-out failed; it will be tried again", "shop", d.ShopDomain, "topic", d.Topic,
 		"webhook_id", d.WebhookID, "attempts", attempts, "retry_in", wait.String(), "err", err)
 	if uerr := a.db.WithContext(context.WithoutCancel(ctx)).Model(&models.WebhookDelivery{}).Where("id = ? AND pending_at IS NOT NULL", id).
-		Updates(map[string]any{"attempts": attempts, "pending_at": a.now().Add(wait).UnixMilli()}).Error; uerr != nil {
+		Updates(map[string]any{"attempts": attempts, "pending_at": a.now().Add(wait).UnixMilli(), "inbox_key": nil}).Error; uerr != nil {
 		err = errors.Join(err, fmt.Errorf("postpone webhook delivery %d: %w", id, uerr))
 	}
 	return false, fmt.Errorf("fan out webhook delivery %s: %w", d.WebhookID, err)
+}
+
+// fanOutRetries lists deliveries whose retry after a failure is due
+// (index (inbox_key, pending_at)).
+func fanOutRetries(db *gorm.DB, now time.Time, limit int) *gorm.DB {
+	return db.Model(&models.WebhookDelivery{}).Where("inbox_key IS NULL AND pending_at <= ?", now.UnixMilli()).
+		Order("pending_at").Limit(limit)
+}
+
+// fanOutHead lists the head of the fan-out order (index (inbox_key, id)).
+func fanOutHead(db *gorm.DB, limit int) *gorm.DB {
+	return db.Model(&models.WebhookDelivery{}).Where("inbox_key IS NOT NULL").Order("inbox_key, id").Limit(limit)
 }
 
 // act does what a delivery asks, inside its transaction.

@@ -149,3 +149,36 @@ func TestInboxDeliveryCommittedBeforeACrashIsFannedOutAfterRestart(t *testing.T)
 		}
 	})
 }
+
+// One shop's burst of deliveries does not hold back another shop's
+// single one: it is fanned out among the next few.
+func TestInboxFanOutIsFairAcrossShops(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, _ string) {
+		e := newEnv(t, db)
+		e.install(testShop)
+		e.install("small.myshopify.com")
+		for i := range 40 {
+			if resp, _ := e.post(TopicProductsCreate, testShop, fmt.Sprint("wh-big-", i), []byte(productJSON), testSecret, nil); resp.StatusCode != 200 {
+				t.Fatal(resp.StatusCode)
+			}
+		}
+		// The import is being fanned out when the small shop's webhook comes.
+		if n, err := e.app.FanOut(t.Context(), 5); n != 5 || err != nil {
+			t.Fatalf("fan-out: %d %v", n, err)
+		}
+		if resp, _ := e.post(TopicProductsCreate, "small.myshopify.com", "wh-small", []byte(productJSON), testSecret, nil); resp.StatusCode != 200 {
+			t.Fatal(resp.StatusCode)
+		}
+		if n, err := e.app.FanOut(t.Context(), 3); n != 3 || err != nil {
+			t.Fatalf("fan-out: %d %v", n, err)
+		}
+		e.enq.mu.Lock()
+		defer e.enq.mu.Unlock()
+		for _, s := range e.enq.shops[5:] {
+			if s == "small.myshopify.com" {
+				return
+			}
+		}
+		t.Fatalf("after 8 fan-outs the small shop's delivery still waits behind the other's 35: %v", e.enq.shops)
+	})
+}

@@ -95,7 +95,7 @@ func (a *App) handleWebhook(c *fiber.Ctx) error {
 	}
 	now := a.now().UTC()
 	row := &models.WebhookDelivery{WebhookID: d.id, Topic: d.topic, ShopDomain: d.shop, ReceivedAt: now,
-		Body: bytes.Clone(body), PendingAt: &[]int64{now.UnixMilli()}[0]}
+		Body: bytes.Clone(body), PendingAt: &[]int64{now.UnixMilli()}[0], InboxKey: &[]int64{a.inbox.place(d.shop)}[0]}
 	if !d.triggeredAt.IsZero() {
 		row.TriggeredAt = &d.triggeredAt
 	}

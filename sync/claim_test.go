@@ -89,7 +89,8 @@ func TestClaimStatementsUseIndexesOnMySQL(t *testing.T) {
 		}
 		d := models.WebhookDelivery{WebhookID: fmt.Sprint("wh-", i), Topic: "products/create", ShopDomain: "s01.myshopify.com", ReceivedAt: now}
 		if at != 0 {
-			d.PendingAt = &at
+			k := int64(i)
+			d.PendingAt, d.InboxKey = &at, &k
 		}
 		db.Create(&d)
 	}
@@ -106,8 +107,11 @@ func TestClaimStatementsUseIndexesOnMySQL(t *testing.T) {
 		{"due jobs", "ix_image_jobs_due", func(db *gorm.DB) *gorm.DB { return dueJobs(db, now, promoteBatch) }},
 		{"live leases per shop", "ix_image_jobs_lease", func(db *gorm.DB) *gorm.DB { return leaseCounts(db, now, shops[:5]) }},
 		{"shop's last place", "ix_image_jobs_shop_queue", func(db *gorm.DB) *gorm.DB { return shopTail(db, shops[3]) }},
-		{"webhook fan-out candidates", "ix_webhook_deliveries_pending", func(db *gorm.DB) *gorm.DB {
-			return db.Model(&models.WebhookDelivery{}).Select("id").Where("pending_at <= ?", ms(now)).Order("pending_at, id").Limit(256)
+		{"webhook fan-out head", "ix_webhook_deliveries_inbox", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&models.WebhookDelivery{}).Select("id, inbox_key").Where("inbox_key IS NOT NULL").Order("inbox_key, id").Limit(256)
+		}},
+		{"webhook fan-out retries", "ix_webhook_deliveries_retry", func(db *gorm.DB) *gorm.DB {
+			return db.Model(&models.WebhookDelivery{}).Select("id").Where("inbox_key IS NULL AND pending_at <= ?", ms(now)).Order("pending_at").Limit(256)
 		}},
 	} {
 		query, rows := explain(t, db, c.q)
