@@ -87,7 +87,7 @@ func (in *inbox) advance(k int64) {
 }
 
 func newInbox(db *gorm.DB, log *slog.Logger) *inbox {
-	flushers := 4 // overlapping batches keep the database's commits pipelined
+	flushers := 2 // overlapping batches keep the database's commits pipelined
 	if models.DialectOf(db) == models.SQLite {
 		flushers = 1 // one connection: a second flusher would only wait for it
 	}
