@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -90,18 +89,47 @@ func (p *Pipeline) enqueueRun(ctx context.Context, tx *gorm.DB, shop *models.Sho
 		}
 		return keys.next(shop.ID)
 	}
+	var mediaIDs []string
 	for _, c := range cands {
-		if c.MediaID == "" {
+		if c.MediaID != "" {
+			mediaIDs = append(mediaIDs, c.MediaID)
+		}
+	}
+	if len(mediaIDs) == 0 {
+		return res, nil
+	}
+	// One read for the jobs these images already have and one for the
+	// images the app itself uploaded, whatever the number of images.
+	var known []models.ImageJob
+	if err := tx.WithContext(ctx).Where("shop_id = ? AND media_id IN ?", shop.ID, mediaIDs).Find(&known).Error; err != nil {
+		return res, fmt.Errorf("look up jobs of product images: %w", err)
+	}
+	existing := make(map[string]*models.ImageJob, len(known))
+	for i := range known {
+		existing[known[i].MediaID] = &known[i]
+	}
+	var ownIDs []string
+	if err := tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND result_media_id IN ?", shop.ID, mediaIDs).
+		Pluck("result_media_id", &ownIDs).Error; err != nil {
+		return res, fmt.Errorf("look up the app's own images: %w", err)
+	}
+	own := make(map[string]bool, len(ownIDs))
+	for _, id := range ownIDs {
+		own[id] = true
+	}
+	var fresh []*models.ImageJob
+	var reasons []string
+	seen := map[string]bool{}
+	for _, c := range cands {
+		if c.MediaID == "" || seen[c.MediaID] {
 			continue
 		}
-		reason := p.ineligible(ctx, tx, shop, settings, c)
-		var existing models.ImageJob
-		err := tx.WithContext(ctx).Where("shop_id = ? AND media_id = ?", shop.ID, c.MediaID).Take(&existing).Error
-		switch {
-		case err == nil:
+		seen[c.MediaID] = true
+		reason := p.ineligibleGiven(settings, c, own[c.MediaID])
+		if job, ok := existing[c.MediaID]; ok {
 			res.Known++
 			if reason == "" {
-				revived, err := p.revive(ctx, tx, &existing, c, place, run)
+				revived, err := p.revive(ctx, tx, job, c, place, run)
 				if err != nil {
 					return res, err
 				}
@@ -110,8 +138,6 @@ func (p *Pipeline) enqueueRun(ctx context.Context, tx *gorm.DB, shop *models.Sho
 				}
 			}
 			continue
-		case !errors.Is(err, gorm.ErrRecordNotFound):
-			return res, fmt.Errorf("look up job of %s: %w", c.MediaID, err)
 		}
 		job, err := p.newJob(shop, settings, c, reason, place)
 		if job != nil && reason == "" {
@@ -120,32 +146,67 @@ func (p *Pipeline) enqueueRun(ctx context.Context, tx *gorm.DB, shop *models.Sho
 		if err != nil {
 			return res, err
 		}
-		// A savepoint keeps a concurrent insert of the same media (the
-		// unique index) from aborting the whole webhook transaction.
-		err = tx.WithContext(ctx).Transaction(func(stx *gorm.DB) error {
+		fresh = append(fresh, job)
+		reasons = append(reasons, reason)
+	}
+	if len(fresh) == 0 {
+		return res, nil
+	}
+	// All new jobs and their first events in two statements, in a savepoint:
+	// a concurrent insert of one of the same media (the unique index) rolls
+	// back only this, and then each job is recorded on its own.
+	err = tx.WithContext(ctx).Transaction(func(stx *gorm.DB) error {
+		if err := stx.Create(fresh).Error; err != nil {
+			return err
+		}
+		events := make([]models.JobEvent, len(fresh))
+		for i, job := range fresh {
+			events[i] = p.newEvent(job, "", job.State, firstMessage(reasons[i]))
+		}
+		return stx.Create(&events).Error
+	})
+	if err == nil {
+		for _, r := range reasons {
+			if r != "" {
+				res.Skipped++
+			} else {
+				res.Queued++
+			}
+		}
+		return res, nil
+	}
+	if !models.IsDuplicate(err) {
+		return res, fmt.Errorf("record jobs of product images: %w", err)
+	}
+	for i, job := range fresh {
+		job.ID = 0
+		err := tx.WithContext(ctx).Transaction(func(stx *gorm.DB) error {
 			if err := stx.Create(job).Error; err != nil {
 				return err
 			}
-			msg := "queued"
-			if reason != "" {
-				msg = reason
-			}
-			return p.event(stx, job, "", job.State, msg)
+			return p.event(stx, job, "", job.State, firstMessage(reasons[i]))
 		})
 		if models.IsDuplicate(err) {
 			res.Known++
 			continue
 		}
 		if err != nil {
-			return res, fmt.Errorf("record job of %s: %w", c.MediaID, err)
+			return res, fmt.Errorf("record job of %s: %w", job.MediaID, err)
 		}
-		if reason != "" {
+		if reasons[i] != "" {
 			res.Skipped++
 		} else {
 			res.Queued++
 		}
 	}
 	return res, nil
+}
+
+func firstMessage(reason string) string {
+	if reason != "" {
+		return reason
+	}
+	return "queued"
 }
 
 // newJob builds the job of a new image. A job that can run now gets its
@@ -216,6 +277,14 @@ func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, job *models.ImageJob
 
 // ineligible says why an image is not to be processed, or "" if it is.
 func (p *Pipeline) ineligible(ctx context.Context, tx *gorm.DB, shop *models.Shop, s Settings, c Candidate) string {
+	var own int64
+	tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND result_media_id = ?", shop.ID, c.MediaID).Count(&own)
+	return p.ineligibleGiven(s, c, own > 0)
+}
+
+// ineligibleGiven is ineligible when whether the image is one the app
+// uploaded (a job's result) is known already.
+func (p *Pipeline) ineligibleGiven(s Settings, c Candidate, own bool) string {
 	if ct := strings.ToUpper(c.ContentType); ct != "" && ct != "IMAGE" {
 		return "Not an image (" + strings.ToLower(ct) + ")."
 	}
@@ -225,9 +294,7 @@ func (p *Pipeline) ineligible(ctx context.Context, tx *gorm.DB, shop *models.Sho
 	if strings.HasPrefix(fileName(c.URL), processedPrefix) {
 		return "This is an image the app uploaded."
 	}
-	var own int64
-	tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND result_media_id = ?", shop.ID, c.MediaID).Count(&own)
-	if own > 0 {
+	if own {
 		return "This is an image the app uploaded."
 	}
 	if s.ImageScope == ScopeFeatured && c.Position != 0 {
@@ -306,4 +373,9 @@ func (p *Pipeline) RedactShop(ctx context.Context, tx *gorm.DB, shopID uint64) e
 		return err
 	}
 	return tx.WithContext(ctx).Where("shop_id = ?", shopID).Delete(&models.ProductLock{}).Error
+}
+
+// newEvent is the audit line p.event would write, for writing many at once.
+func (p *Pipeline) newEvent(job *models.ImageJob, from, to, msg string) models.JobEvent {
+	return models.JobEvent{JobID: job.ID, ShopID: job.ShopID, FromState: from, ToState: to, Message: text.Truncate(msg, 2000), CreatedAt: p.now()}
 }

@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"rtbshopify/models"
+	imgsync "rtbshopify/sync"
 )
 
 // statementCounter counts the SQL statements GORM sends (every query,
@@ -260,4 +261,75 @@ func BenchmarkWebhookIngest(b *testing.B) {
 	if os.Getenv("BENCH_KEEP_DB") != "" {
 		b.Logf("database %s", db.URL)
 	}
+}
+
+// BenchmarkFanOutLag sends signed products/create deliveries (three
+// images each) over 32 connections at BENCH_FANOUT_RATE deliveries/s
+// (default 300, a busy shop's import) with the pipeline running, and
+// prints how long after its delivery was committed each product's jobs
+// were recorded: what the merchant waits for on the dashboard.
+// -benchtime Nx sends N deliveries.
+func BenchmarkFanOutLag(b *testing.B) {
+	rate := 300
+	if v := os.Getenv("BENCH_FANOUT_RATE"); v != "" {
+		fmt.Sscan(v, &rate)
+	}
+	db := benchDB(b)
+	// One worker: what is measured is the jobs' creation, not their processing.
+	h := newHarness(b, db.DB, harnessOptions{tune: func(o *imgsync.Options) { o.Workers = 1 }})
+	addr := strings.TrimPrefix(h.url, "http://")
+	var seq atomic.Int64
+	seq.Store(time.Now().UnixNano() % 1e9 * 1000)
+	prefix := fmt.Sprintf("lag-%d", seq.Load())
+	reqs := signedDeliveries(h.cfg.ShopifyAPISecret, prefix, []string{shopDomain}, b.N, &seq)
+	const conns = 32
+	b.ResetTimer()
+	res := sendDeliveries(b, addr, reqs, conns, time.Duration(float64(conns)*float64(time.Second)/float64(rate)))
+	// Wait for the fan-out to finish.
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		var pending int64
+		db.DB.Model(&models.WebhookDelivery{}).Where("webhook_id LIKE ? AND pending_at IS NOT NULL", prefix+"-%").Count(&pending)
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d deliveries still not fanned out after 5 minutes", pending)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.StopTimer()
+	checkCommitted(b, db.DB, prefix, res.okIDs)
+	var deliveries []models.WebhookDelivery
+	db.DB.Select("webhook_id, received_at").Where("webhook_id LIKE ?", prefix+"-%").Find(&deliveries)
+	received := map[string]time.Time{}
+	for _, d := range deliveries {
+		n := strings.TrimPrefix(d.WebhookID, prefix+"-")
+		var k int64
+		fmt.Sscan(n, &k)
+		received[fmt.Sprint("gid://shopify/Product/", 8000000000000+k)] = d.ReceivedAt
+	}
+	var jobs []models.ImageJob
+	db.DB.Select("product_id, created_at").Find(&jobs)
+	first := map[string]time.Time{}
+	for _, j := range jobs {
+		if t, ok := first[j.ProductID]; !ok || j.CreatedAt.Before(t) {
+			first[j.ProductID] = j.CreatedAt
+		}
+	}
+	var lags []time.Duration
+	for p, c := range first {
+		if r, ok := received[p]; ok {
+			lags = append(lags, c.Sub(r))
+		}
+	}
+	if len(lags) != len(res.okIDs) {
+		b.Fatalf("%d products have jobs, %d deliveries were answered 2xx", len(lags), len(res.okIDs))
+	}
+	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
+	pct := func(p float64) time.Duration { return lags[min(len(lags)-1, int(float64(len(lags))*p))] }
+	b.ReportMetric(float64(pct(0.99).Microseconds())/1000, "lag-p99-ms")
+	b.Logf("%s: %d deliveries at %d/s over %d connections (answered p50 %s p99 %s): jobs recorded after the delivery's commit p50 %s p90 %s p99 %s max %s",
+		db.Name, len(lags), rate, conns, res.pct(0.5).Round(10*time.Microsecond), res.pct(0.99).Round(10*time.Microsecond),
+		pct(0.5).Round(100*time.Microsecond), pct(0.9).Round(100*time.Microsecond), pct(0.99).Round(100*time.Microsecond), lags[len(lags)-1].Round(time.Millisecond))
 }
