@@ -113,6 +113,7 @@ type ImageJob struct {
 	SubmittedAt      *time.Time
 	SubmitMonth      *string // YYYY-MM of a paid submission, for the budget
 	CallbackAt       *time.Time
+	CallbackTicket   *string // named by a callback that came while the submission was in flight
 	DeliveredAt      *time.Time
 	FinalImageURL    string
 	ProcessedURL     string

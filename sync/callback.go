@@ -3,8 +3,10 @@ package sync
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -53,9 +55,19 @@ func (p *Pipeline) RecordCallback(ctx context.Context, jobID uint64, cb rtb.Call
 			// will confirm it before anything is written. A cancelled job
 			// keeps the ticket for a reinstall unless the shop is back.
 			adoptable := []string{models.JobSubmitting, models.JobFailed, models.JobCancelled}
-			if job.SubmitStartedAt == nil || !slices.Contains(adoptable, job.State) || job.LeaseOwner != nil {
+			if job.SubmitStartedAt == nil || !slices.Contains(adoptable, job.State) {
 				out = rtb.CallbackTicketMismatch
 				return nil
+			}
+			if job.LeaseOwner != nil {
+				// The submitting worker still holds the job (its answer
+				// not read yet, or it died and its lease has not expired).
+				// The job is the worker's to change, and the service calls
+				// back only three times: note the ticket for whoever
+				// resolves the submission.
+				var err error
+				out, err = p.noteCallbackTicket(tx, &job, cb.Ticket, now)
+				return err
 			}
 			fields := map[string]any{
 				"state": models.JobAwaitingRTB, "ticket": cb.Ticket, "submitted_at": job.SubmitStartedAt, "callback_at": now,
@@ -110,4 +122,34 @@ func (p *Pipeline) RecordCallback(ctx context.Context, jobID uint64, cb rtb.Call
 		p.Notify()
 	}
 	return out, err
+}
+
+// noteCallbackTicket records the ticket a callback named for a submission
+// still in flight, once, without touching what the worker owns.
+func (p *Pipeline) noteCallbackTicket(tx *gorm.DB, job *models.ImageJob, ticket string, now time.Time) (rtb.CallbackOutcome, error) {
+	if job.CallbackTicket != nil {
+		if strings.EqualFold(*job.CallbackTicket, ticket) {
+			return rtb.CallbackDuplicate, nil
+		}
+		return rtb.CallbackTicketMismatch, nil
+	}
+	res := tx.Model(&models.ImageJob{}).Where("id = ? AND ticket IS NULL AND callback_ticket IS NULL", job.ID).
+		Updates(map[string]any{"callback_ticket": ticket, "callback_at": now})
+	if res.Error != nil {
+		return 0, res.Error
+	}
+	if res.RowsAffected == 0 {
+		return rtb.CallbackDuplicate, nil
+	}
+	return rtb.CallbackRecorded, p.event(tx, job, job.State, job.State, "callback while the submission was in flight: ticket "+ticket+" noted")
+}
+
+// notedCallback reads what a callback noted on a job while its worker held
+// it: the ticket it named (nil if none), and whether any callback came.
+func (p *Pipeline) notedCallback(ctx context.Context, jobID uint64) (ticket *string, called bool, err error) {
+	var j models.ImageJob
+	if err := p.o.DB.WithContext(ctx).Select("id", "callback_ticket", "callback_at").Where("id = ?", jobID).Take(&j).Error; err != nil {
+		return nil, false, fmt.Errorf("read callbacks of job %d: %w", jobID, err)
+	}
+	return j.CallbackTicket, j.CallbackAt != nil, nil
 }

@@ -183,14 +183,22 @@ func (p *Pipeline) RescueLeases(ctx context.Context) error {
 	}
 	for i := range jobs {
 		j := &jobs[i]
+		fields := map[string]any{"lease_owner": nil, "lease_until": nil, "run_at": nil, "updated_at": p.now(),
+			"error": "The worker stopped while submitting, so we cannot tell whether Remove The Background accepted the image. If it did, its delivery completes this job; otherwise Retry resubmits it."}
+		to, msg := j.State, "worker lost while submitting: outcome unknown, not resubmitted"
+		if j.CallbackTicket != nil {
+			// Its callback came while the worker held it: the ticket is
+			// known, so the job waits for that delivery.
+			to, msg = models.JobAwaitingRTB, "worker lost while submitting: ticket "+*j.CallbackTicket+" adopted from its callback"
+			fields["state"], fields["ticket"], fields["submitted_at"], fields["run_at"], fields["error"] = to, *j.CallbackTicket, j.SubmitStartedAt, now, ""
+		}
 		err := p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			res := tx.Model(&models.ImageJob{}).Where("id = ? AND lease_owner = ? AND state = ?", j.ID, *j.LeaseOwner, models.JobSubmitting).
-				Updates(map[string]any{"lease_owner": nil, "lease_until": nil, "run_at": nil, "updated_at": p.now(),
-					"error": "The worker stopped while submitting, so we cannot tell whether Remove The Background accepted the image. If it did, its delivery completes this job; otherwise Retry resubmits it."})
+			res := tx.Model(&models.ImageJob{}).Where("id = ? AND lease_owner = ? AND state = ? AND ticket IS NULL", j.ID, *j.LeaseOwner, models.JobSubmitting).
+				Updates(fields)
 			if res.Error != nil || res.RowsAffected == 0 {
 				return res.Error
 			}
-			return p.event(tx, j, j.State, j.State, "worker lost while submitting: outcome unknown, not resubmitted")
+			return p.event(tx, j, j.State, to, msg)
 		})
 		if err != nil {
 			return err

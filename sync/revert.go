@@ -44,6 +44,11 @@ func (p *Pipeline) Retry(ctx context.Context, shopID, jobID uint64) (*models.Ima
 			fields["state"] = models.JobWritingBack
 		case j.Ticket != nil:
 			fields["state"] = models.JobAwaitingRTB
+		case j.CallbackTicket != nil:
+			// A callback named its ticket while the submission was in
+			// flight: it was accepted, so follow it rather than pay again.
+			fields["state"], fields["ticket"], fields["submitted_at"] = models.JobAwaitingRTB, *j.CallbackTicket, j.SubmitStartedAt
+			msg = "retry requested; following ticket " + *j.CallbackTicket + " named by the job's callback"
 		default:
 			fields["state"] = models.JobQueued
 			fields["submit_started_at"], fields["submit_month"], fields["price"] = nil, nil, ""

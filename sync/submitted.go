@@ -23,7 +23,13 @@ func (p *Pipeline) notSubmitted(ctx context.Context, l *lease, err error) error 
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeAfterStop)
 	defer cancel()
 	if rtb.MaybeSubmitted(err) {
-		// Unknown outcome: it may have been accepted and billed.
+		// Unknown outcome, unless the job's callback already named its
+		// ticket while the call was in flight.
+		ticket, _, nerr := p.notedCallback(wctx, l.job.ID)
+		if nerr == nil && ticket != nil {
+			return p.submitted(ctx, l, *ticket)
+		}
+		// It may have been accepted and billed.
 		return l.release(wctx, map[string]any{"error": uncertainSubmission}, nil, "submission uncertain: "+err.Error())
 	}
 	// Known not accepted: give the budget back.
@@ -57,6 +63,10 @@ func (p *Pipeline) submitted(ctx context.Context, l *lease, ticket string) error
 	fields := map[string]any{"state": models.JobAwaitingRTB, "ticket": ticket, "submitted_at": now}
 	msg := "submitted, ticket " + ticket
 	next := ptr(p.firstPoll(now))
+	if _, called, err := p.notedCallback(ctx, l.job.ID); err == nil && called {
+		// The callback came while the call was in flight: ask now.
+		next = ptr(ms(now))
+	}
 	var shop models.Shop
 	if err := p.o.DB.WithContext(ctx).Select("id", "state").Where("id = ?", l.job.ShopID).Take(&shop).Error; err == nil && shop.State != models.ShopInstalled {
 		fields["state"], fields["error"] = models.JobCancelled, "The app was uninstalled."
