@@ -95,13 +95,12 @@ func signedDeliveries(secret, prefix string, shops []string, n int, seq *atomic.
 
 // ingestResult is what one load run saw.
 type ingestResult struct {
-	sent, ok    int
-	elapsed     time.Duration
-	lat         []time.Duration // of the 2xx answers, sorted
-	okIDs       []string
-	failures    map[string]int
-	statements  int64
-	perDelivery float64
+	sent, ok   int
+	elapsed    time.Duration
+	lat        []time.Duration // of the 2xx answers, sorted
+	okIDs      []string
+	failures   map[string]int
+	statements int64
 }
 
 func (r ingestResult) pct(p float64) time.Duration {
