@@ -114,3 +114,31 @@ func (w *writer) relink(ctx context.Context, product *admin.Product, variants []
 	}
 	return w.c.AppendVariantMedia(ctx, product.ID, attach)
 }
+
+// withMedia is the product with m appended to its gallery, as attaching a
+// file does.
+func withMedia(p *admin.Product, m admin.Media) *admin.Product {
+	out := *p
+	m.Position = len(p.Media)
+	out.Media = append(slices.Clone(p.Media), m)
+	return &out
+}
+
+// withoutMedia is the product with a media detached: the gallery closes
+// up and the variants lose their link to it, as Shopify does.
+func withoutMedia(p *admin.Product, id string) *admin.Product {
+	out := *p
+	out.Media = nil
+	for _, m := range p.Media {
+		if m.ID != id {
+			m.Position = len(out.Media)
+			out.Media = append(out.Media, m)
+		}
+	}
+	out.Variants = make([]admin.Variant, len(p.Variants))
+	for i, v := range p.Variants {
+		v.MediaIDs = slices.DeleteFunc(slices.Clone(v.MediaIDs), func(x string) bool { return x == id })
+		out.Variants[i] = v
+	}
+	return &out
+}

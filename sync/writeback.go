@@ -256,7 +256,8 @@ func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media) error {
 // merchant may have changed them while the image was away.
 func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) error {
 	j := w.l.job
-	if err := w.makeRoom(ctx, product); err != nil {
+	product, err := w.makeRoom(ctx, product)
+	if err != nil {
 		return err
 	}
 	newID, product, orig, err := w.placeNew(ctx, product)
@@ -305,23 +306,26 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 // maximum of media, so the processed image can be attached at all. Where it
 // was and which variants it had are recorded before, so the next steps
 // (or the rollback) put the processed image (or the original) back there.
-func (w *writer) makeRoom(ctx context.Context, product *admin.Product) error {
+func (w *writer) makeRoom(ctx context.Context, product *admin.Product) (*admin.Product, error) {
 	j := w.l.job
 	orig, _ := findMedia(product, j.MediaID)
 	if orig == nil || len(product.Media) < maxProductMedia || j.Step == stepRoomMade {
-		return nil
+		return product, nil
 	}
 	if j.ResultMediaID != "" {
 		if m, _ := findMedia(product, j.ResultMediaID); m != nil {
-			return nil // attached already: nothing to make room for
+			return product, nil // attached already: nothing to make room for
 		}
 	}
 	variants := variantsOn(product, j.MediaID)
 	if err := w.l.update(ctx, map[string]any{"step": stepRoomMade, "original_position": orig.Position, "variant_ids": variantJSON(variants)},
 		fmt.Sprintf("the product holds Shopify's maximum of %d media: the original is detached first, to make room", maxProductMedia)); err != nil {
-		return err
+		return nil, err
 	}
-	return w.c.DetachFile(ctx, j.MediaID, j.ProductID)
+	if err := w.c.DetachFile(ctx, j.MediaID, j.ProductID); err != nil {
+		return nil, err
+	}
+	return withoutMedia(product, j.MediaID), nil
 }
 
 // maxProductMedia is Shopify's limit of media per product.
@@ -377,10 +381,9 @@ func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, 
 		return "", nil, nil, err
 	}
 	if attached {
-		// Attaching appended the media: read the gallery as it is now.
-		if product, err = w.c.Product(ctx, j.ProductID); err != nil {
-			return "", nil, nil, err
-		}
+		// Attaching appends the media to the gallery: no need to read it
+		// again (the product lock keeps the app's other workers off it).
+		product = withMedia(product, admin.Media{ID: newID, Alt: alt, Status: "READY", MediaContentType: "IMAGE"})
 	}
 	orig, _ = findMedia(product, j.MediaID)
 	return newID, product, orig, nil
