@@ -13,11 +13,6 @@ import (
 	"rtbshopify/shopify"
 )
 
-// processedPrefix starts the file name of every image the app uploads; it
-// is how the app recognises its own images in a product's gallery, even
-// after a restart and before the upload's job recorded the new media id.
-const processedPrefix = "rtbshopify-processed-"
-
 // Candidate is one product image as seen in a webhook, the reconciler or
 // the backfill.
 type Candidate struct {
@@ -113,6 +108,13 @@ func (p *Pipeline) enqueueRun(ctx context.Context, tx *gorm.DB, shop *models.Sho
 		Pluck("result_media_id", &ownIDs).Error; err != nil {
 		return res, fmt.Errorf("look up the app's own images: %w", err)
 	}
+	// A file held for review may be put on a product by hand.
+	var heldIDs []string
+	if err := tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND review_file_id IN ?", shop.ID, mediaIDs).
+		Pluck("review_file_id", &heldIDs).Error; err != nil {
+		return res, fmt.Errorf("look up the app's held images: %w", err)
+	}
+	ownIDs = append(ownIDs, heldIDs...)
 	own := make(map[string]bool, len(ownIDs))
 	for _, id := range ownIDs {
 		own[id] = true
@@ -279,6 +281,10 @@ func (p *Pipeline) revive(ctx context.Context, tx *gorm.DB, job *models.ImageJob
 func (p *Pipeline) ineligible(ctx context.Context, tx *gorm.DB, shop *models.Shop, s Settings, c Candidate) string {
 	var own int64
 	tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND result_media_id = ?", shop.ID, c.MediaID).Count(&own)
+	if own == 0 {
+		// A file held for review, put on the product by hand.
+		tx.WithContext(ctx).Model(&models.ImageJob{}).Where("shop_id = ? AND review_file_id = ?", shop.ID, c.MediaID).Count(&own)
+	}
 	return p.ineligibleGiven(s, c, own > 0)
 }
 
@@ -291,9 +297,9 @@ func (p *Pipeline) ineligibleGiven(s Settings, c Candidate, own bool) string {
 	if strings.EqualFold(c.Status, "FAILED") {
 		return "Shopify could not process this image."
 	}
-	if strings.HasPrefix(fileName(c.URL), processedPrefix) {
-		return "This is an image the app uploaded."
-	}
+	// The app's own images are known by the ids it recorded, whatever their
+	// names: each id is recorded before the file is put on a product, so no
+	// products/update can show one the app does not know yet.
 	if own {
 		return "This is an image the app uploaded."
 	}

@@ -31,7 +31,7 @@ func (p *Pipeline) holdForReview(ctx context.Context, l *lease, s Settings, c *a
 	w := &writer{p: p, l: l, c: c, img: img, up: delivered(img, "")}
 	id := j.ReviewFileID
 	if id == "" {
-		name := processedName(j.ID, w.up.ext)
+		name := processedName(j, w.up.ext)
 		var err error
 		id, err = w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
 			return c.StageUpload(ctx, name, w.up.mime, w.up.data)

@@ -159,9 +159,24 @@ func TestEligibility(t *testing.T) {
 		shop := addShop(t, p, "a.myshopify.com", s)
 		video := image("gid://shopify/MediaImage/v", 3)
 		video.ContentType = "VIDEO"
+		// The app's own images carry names a merchant would give them: they
+		// are known by the ids recorded, one written back and one held.
 		own := image("gid://shopify/MediaImage/own", 4)
-		own.PreviewURL = "https://cdn.example/files/rtbshopify-processed-7.png?v=1"
-		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/f", 1), image("gid://shopify/MediaImage/s", 2), video, own))
+		own.PreviewURL = "https://cdn.example/files/shirt-background-removed-ab12cd.png?v=1"
+		held := image("gid://shopify/MediaImage/held", 5)
+		held.PreviewURL = "https://cdn.example/files/shirt-background-removed-ef34gh.png?v=1"
+		for i, m := range map[string]string{"result_media_id": own.ID, "review_file_id": held.ID} {
+			j := models.ImageJob{ShopID: shop.ID, ProductID: "gid://shopify/Product/9", MediaID: "gid://shopify/MediaImage/orig-" + i, State: models.JobDone}
+			if err := db.Create(&j).Error; err != nil {
+				t.Fatal(err)
+			}
+			db.Model(&models.ImageJob{}).Where("id = ?", j.ID).Update(i, m)
+		}
+		// An image that merely looks like the app's old names is the merchant's.
+		lookalike := image("gid://shopify/MediaImage/look", 1)
+		lookalike.PreviewURL = "https://cdn.example/files/rtbshopify-processed-7.png?v=1"
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/1", image("gid://shopify/MediaImage/f", 1), image("gid://shopify/MediaImage/s", 2), video, own, held))
+		enqueue(t, p, shop, webhookOf("gid://shopify/Product/4", lookalike))
 		w := webhookOf("gid://shopify/Product/2", image("gid://shopify/MediaImage/x", 1))
 		w.Tags = []string{"No-RTB"}
 		enqueue(t, p, shop, w)
@@ -170,15 +185,17 @@ func TestEligibility(t *testing.T) {
 		enqueue(t, p, shop, w3)
 
 		want := map[string]string{
-			"gid://shopify/MediaImage/f":   "",
-			"gid://shopify/MediaImage/s":   "Only the featured image is processed (settings: image scope).",
-			"gid://shopify/MediaImage/v":   "Not an image (video).",
-			"gid://shopify/MediaImage/own": "This is an image the app uploaded.",
-			"gid://shopify/MediaImage/x":   "The product has a tag the settings exclude.",
-			"gid://shopify/MediaImage/y":   "The product type is not in the settings' product types.",
+			"gid://shopify/MediaImage/f":    "",
+			"gid://shopify/MediaImage/s":    "Only the featured image is processed (settings: image scope).",
+			"gid://shopify/MediaImage/v":    "Not an image (video).",
+			"gid://shopify/MediaImage/own":  "This is an image the app uploaded.",
+			"gid://shopify/MediaImage/held": "This is an image the app uploaded.",
+			"gid://shopify/MediaImage/look": "",
+			"gid://shopify/MediaImage/x":    "The product has a tag the settings exclude.",
+			"gid://shopify/MediaImage/y":    "The product type is not in the settings' product types.",
 		}
 		var jobs []models.ImageJob
-		db.Find(&jobs)
+		db.Where("product_id <> ?", "gid://shopify/Product/9").Find(&jobs)
 		if len(jobs) != len(want) {
 			t.Fatalf("%d jobs, want %d", len(jobs), len(want))
 		}

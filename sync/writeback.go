@@ -28,14 +28,6 @@ const (
 	StepRevertRequested = "revert_requested"
 )
 
-func processedName(jobID uint64, ext string) string {
-	return processedPrefix + strconv.FormatUint(jobID, 10) + ext
-}
-
-func originalName(jobID uint64, ext string) string {
-	return "rtbshopify-original-" + strconv.FormatUint(jobID, 10) + ext
-}
-
 // extOf is a file name's extension exactly as Shopify has it (".jpeg",
 // ".JPG", none at all): Shopify compares extensions case included, so the
 // kept copy and the replacing bytes must carry this very spelling.
@@ -158,7 +150,7 @@ func (w *writer) gone(ctx context.Context) error {
 		fn, mime := originalFile(j, nil)
 		w.up = fitToOriginal(w.img, fn, mime)
 	}
-	name := processedName(j.ID, w.up.ext)
+	name := processedName(j, w.up.ext)
 	id, err := w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
 		return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
 	})
@@ -196,7 +188,7 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 		if err := w.keepOriginal(ctx, orig); err != nil {
 			return err
 		}
-		src, err := w.c.StageUpload(ctx, processedName(j.ID, w.up.ext), w.up.mime, w.up.data)
+		src, err := w.c.StageUpload(ctx, processedName(j, w.up.ext), w.up.mime, w.up.data)
 		if err != nil {
 			return err
 		}
@@ -223,7 +215,7 @@ func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media) error {
 	j := w.l.job
 	for try := 0; ; try++ {
 		if j.OriginalFileID == "" {
-			id, err := w.ensureFile(ctx, originalName(j.ID, extOf(orig.Filename)), orig.Alt,
+			id, err := w.ensureFile(ctx, originalName(j, extOf(orig.Filename)), orig.Alt,
 				func() (string, error) { return orig.URL, nil })
 			if err != nil {
 				return err
@@ -398,7 +390,7 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 	j := w.l.job
 	id := j.ResultMediaID
 	if id == "" {
-		name := processedName(j.ID, w.up.ext)
+		name := processedName(j, w.up.ext)
 		var err error
 		id, err = w.ensureFile(ctx, name, alt, func() (string, error) {
 			return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,7 +104,7 @@ func TestWorkerStoppedMidWriteBackIsFinishedByAnotherWithoutDuplicates(t *testin
 		}
 		processed := 0
 		for _, f := range after.Files {
-			if bytes.HasPrefix([]byte(f.Filename), []byte("rtbshopify-processed-")) {
+			if strings.Contains(f.Filename, "-background-removed-") {
 				processed++
 			}
 		}
