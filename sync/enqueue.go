@@ -93,8 +93,9 @@ func (p *Pipeline) enqueueRun(ctx context.Context, tx *gorm.DB, shop *models.Sho
 	if len(mediaIDs) == 0 {
 		return res, nil
 	}
-	// One read for the jobs these images already have and one for the
-	// images the app itself uploaded, whatever the number of images.
+	// One read for the jobs these images already have and two (results,
+	// files held for review) for the images the app itself made, whatever
+	// the number of images.
 	var known []models.ImageJob
 	if err := tx.WithContext(ctx).Where("shop_id = ? AND media_id IN ?", shop.ID, mediaIDs).Find(&known).Error; err != nil {
 		return res, fmt.Errorf("look up jobs of product images: %w", err)
