@@ -50,6 +50,7 @@ type flags struct {
 	keep        bool
 	databaseURL string
 	out         string
+	review      bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -59,6 +60,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.IntVar(&f.products, "products", defaultProducts, fmt.Sprintf("number of sample products, 1 to %d", maxProducts))
 	fs.BoolVar(&f.keep, "keep", false, "keep serving after the run (and keep the temporary database) until Ctrl-C")
 	fs.StringVar(&f.databaseURL, "database-url", "", "run on this database instead of a temporary SQLite file, e.g. mysql://user:pass@127.0.0.1:3306/rtbdemo (migrated first)")
+	fs.BoolVar(&f.review, "review", false, "hold processed images for review, then reject one and approve the rest as a merchant would")
 	fs.StringVar(&f.out, "out", defaultOut, "directory for the before/after images, the contact sheet and the server log")
 	if err := fs.Parse(args); err != nil {
 		return f, err
@@ -135,10 +137,14 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(w, "  fake store  %s  at %s\n", st.shop, st.store.URL())
 	fmt.Fprintf(w, "  fake RTB    %s  (each image ~%.1fs at RTB)\n", st.rtb.BaseURL(), (rtbNewFor + rtbProductionFor + rtbQualityFor).Seconds())
 
-	if err := install(ctx, st); err != nil {
+	if err := install(ctx, st, f.review); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(w, "  installed   through token exchange; settings saved: template %q, write mode replace\n", templateName)
+	publish := ""
+	if f.review {
+		publish = ", publish after review"
+	}
+	fmt.Fprintf(w, "  installed   through token exchange; settings saved: template %q, write mode replace%s\n", templateName, publish)
 
 	imgs, err := createCatalogue(ctx, st, f.products)
 	if err != nil {
@@ -148,7 +154,13 @@ func Run(ctx context.Context, o Options) error {
 
 	wctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	jobs, err := waitDone(wctx, st, len(imgs), newProgress(w, len(imgs), time.Now()))
+	rejected := 0
+	if f.review {
+		if rejected, err = reviewAll(wctx, st, w, len(imgs)); err != nil {
+			return fmt.Errorf("demo: review: %w", err)
+		}
+	}
+	jobs, err := waitDone(wctx, st, len(imgs)-rejected, newProgress(w, len(imgs)-rejected, time.Now()))
 	attachJobs(imgs, jobs)
 	if err != nil {
 		fmt.Fprintln(w)
@@ -171,7 +183,11 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprintf(w, "\nAll %d images written back in %.1fs.\n", len(imgs), time.Since(started).Seconds())
+	if rejected > 0 {
+		fmt.Fprintf(w, "\n%d images approved and written back, %d rejected, in %.1fs.\n", len(imgs)-rejected, rejected, time.Since(started).Seconds())
+	} else {
+		fmt.Fprintf(w, "\nAll %d images written back in %.1fs.\n", len(imgs), time.Since(started).Seconds())
+	}
 	fmt.Fprintf(w, "Before/after images are in %s; side by side in %s\n", f.out, sheet)
 	if f.keep {
 		keepServing(ctx, w, st)
@@ -188,7 +204,7 @@ const (
 // install makes the first /api call with a session token, which installs
 // the shop through token exchange, then saves the settings as the
 // settings page would.
-func install(ctx context.Context, st *stack) error {
+func install(ctx context.Context, st *stack, review bool) error {
 	if err := st.app.call(ctx, http.MethodGet, "/api/settings", nil, nil); err != nil {
 		return fmt.Errorf("install the demo shop: %w", err)
 	}
@@ -200,6 +216,10 @@ func install(ctx context.Context, st *stack) error {
 		"writeMode":     "replace",
 		"deliveryHours": 24,
 		"monthlyBudget": "",
+		"publish":       "auto",
+	}
+	if review {
+		settings["publish"] = "review"
 	}
 	if err := st.app.call(ctx, http.MethodPut, "/api/settings", settings, nil); err != nil {
 		return fmt.Errorf("save the demo settings: %w", err)

@@ -19,11 +19,11 @@ import (
 
 func TestParseFlags(t *testing.T) {
 	f, err := parseFlags(nil, io.Discard)
-	if err != nil || f.products != defaultProducts || f.out != defaultOut || f.keep || f.databaseURL != "" {
+	if err != nil || f.products != defaultProducts || f.out != defaultOut || f.keep || f.review || f.databaseURL != "" {
 		t.Fatalf("defaults: %+v %v", f, err)
 	}
-	f, err = parseFlags([]string{"--products", "50", "--keep", "--out", "x", "--database-url", "mysql://u@h/db"}, io.Discard)
-	if err != nil || f.products != 50 || !f.keep || f.out != "x" || f.databaseURL != "mysql://u@h/db" {
+	f, err = parseFlags([]string{"--products", "50", "--keep", "--review", "--out", "x", "--database-url", "mysql://u@h/db"}, io.Discard)
+	if err != nil || f.products != 50 || !f.keep || !f.review || f.out != "x" || f.databaseURL != "mysql://u@h/db" {
 		t.Fatalf("all flags: %+v %v", f, err)
 	}
 	for _, args := range [][]string{{"--products", "0"}, {"--products", "51"}, {"extra"}, {"--nope"}} {
