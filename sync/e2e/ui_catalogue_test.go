@@ -23,12 +23,12 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 	b.do("open the page",
 		chromedp.Navigate(launchURL(h)),
 		waitJS(`document.body.dataset.loaded === "1"`),
-		waitJS(`document.getElementById("estimate").textContent.includes("2 images would be sent now at 0.95 each: 1.90")`),
-		waitJS(`document.getElementById("estimate").textContent.includes("10.00 left")`),
 	)
 	b.do("ask for the cost",
 		chromedp.Focus(chromedp.CSS(`#backfill-start button`)),
 		key("\r"),
+		waitJS(`document.getElementById("estimate").textContent.includes("2 images would be sent now at 0.95 each: 1.90")`),
+		waitJS(`document.getElementById("estimate").textContent.includes("10.00 left")`),
 		waitJS(`document.activeElement === document.querySelector("#backfill-confirm button")`),
 		waitJS(`document.activeElement.textContent === "Confirm and spend up to 1.90"`),
 	)
@@ -52,6 +52,8 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 		waitJS(`document.body.dataset.loaded === "1"`),
 		waitJS(`document.getElementById("chart-spend").getAttribute("aria-label").includes("`+today+` 1.90")`),
 		waitJS(`document.getElementById("chart-processed").getAttribute("aria-label").includes("`+today+` 2")`),
+		chromedp.Focus(chromedp.CSS(`#backfill-start button`)),
+		key("\r"),
 		waitJS(`document.getElementById("estimate").textContent.startsWith("No image would be sent now")`),
 	)
 	if n := b.value("count bars", chromedp.Evaluate[string](`String(document.querySelectorAll("#chart-spend rect").length)`)); n != strings.TrimLeft(time.Now().UTC().Format("02"), "0") {

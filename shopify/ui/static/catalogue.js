@@ -148,6 +148,9 @@
     }
   }
 
-  document.addEventListener("rtb:loaded", function () { loadBackfill(); loadEstimate(false); loadMonth(); });
-  document.addEventListener("rtb:settings-saved", function () { loadEstimate(false); });
+  // The estimate reads the whole catalogue from Shopify: it is worked out when the merchant asks
+  // for it, and again after a save of the settings once it was shown (they may change it), not
+  // on every visit of the page.
+  document.addEventListener("rtb:loaded", function () { loadBackfill(); loadMonth(); });
+  document.addEventListener("rtb:settings-saved", function () { if (estimate) loadEstimate(false); });
 })();
