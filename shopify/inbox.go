@@ -31,6 +31,9 @@ const (
 	inboxMaxBatch = 128
 	// inboxFlushTimeout bounds one batch: Shopify gives up after 5 s.
 	inboxFlushTimeout = 4 * time.Second
+	// fanOutParallel is how many deliveries a MySQL process fans out at
+	// once (SQLite: one; it has one connection).
+	fanOutParallel = 6
 	// inboxMaxBackoff caps the wait before a failed fan-out is tried again.
 	inboxMaxBackoff = 10 * time.Minute
 )
@@ -194,20 +197,44 @@ func (a *App) FanOut(ctx context.Context, limit int) (int, error) {
 	for _, d := range head {
 		ids = append(ids, d.ID)
 	}
-	handled := 0
-	var errs []error
+	// On MySQL several deliveries are acted on at once, each in its own
+	// transaction on its own connection: their round trips overlap.
+	par := 1
+	if models.DialectOf(a.db) == models.MySQL {
+		par = fanOutParallel
+	}
+	var (
+		mu      gosync.Mutex
+		handled int
+		errs    []error
+		wg      gosync.WaitGroup
+	)
+	next := make(chan uint64)
+	for range min(par, max(1, len(ids))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range next {
+				did, err := a.fanOutOne(ctx, id)
+				mu.Lock()
+				if did {
+					handled++
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			break
 		}
-		did, err := a.fanOutOne(ctx, id)
-		if did {
-			handled++
-		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+		next <- id
 	}
+	close(next)
+	wg.Wait()
 	return handled, errors.Join(errs...)
 }
 

@@ -3,8 +3,6 @@ package sync
 import (
 	"context"
 	"time"
-
-	"rtbshopify/models"
 )
 
 // Inbox is the webhook receiver's inbox of recorded deliveries: FanOut
@@ -28,15 +26,11 @@ func (p *Pipeline) NotifyInbox() {
 	}
 }
 
-// inboxLoops is how many fan-out loops run in this process. On MySQL two
-// overlap their round trips (each delivery is locked by its own loop, the
-// other passes over it); SQLite has one connection.
+// inboxLoops is how many fan-out loops run in this process: one, which
+// fans several deliveries out at once where the database allows it.
 func (p *Pipeline) inboxLoops() int {
 	if p.o.Inbox == nil {
 		return 0
-	}
-	if models.DialectOf(p.o.DB) == models.MySQL {
-		return 2
 	}
 	return 1
 }
