@@ -209,3 +209,14 @@ func IsDuplicate(err error) bool {
 	}
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
+
+// IsContention reports whether a statement lost a race for locks rather
+// than failed: MySQL's deadlock victim (1213) or lock wait timeout (1205),
+// or SQLite's busy database. Running the work again later succeeds.
+func IsContention(err error) bool {
+	var me *gomysql.MySQLError
+	if errors.As(err, &me) {
+		return me.Number == 1213 || me.Number == 1205
+	}
+	return err != nil && (strings.Contains(err.Error(), "database is locked") || strings.Contains(err.Error(), "SQLITE_BUSY"))
+}

@@ -38,6 +38,11 @@ func (p *Pipeline) unlockProduct(ctx context.Context, l *lease) {
 // holds it the job simply comes back shortly (no attempt is counted).
 func (p *Pipeline) withProduct(ctx context.Context, l *lease, fn func() error) error {
 	ok, err := p.lockProduct(ctx, l)
+	if models.IsContention(err) {
+		// Two workers raced for the lock row and the database chose one
+		// to give way: that is the lock saying "busy", not a failure.
+		ok, err = false, nil
+	}
 	if err != nil {
 		return p.fail(ctx, l, err, "Could not coordinate with other workers.")
 	}
