@@ -1,16 +1,20 @@
 // Command rtbshopify is the Remove The Background app for Shopify: an HTTP
 // server, pipeline workers and cron in one process (serve), schema
-// migrations (migrate), and a self-contained demo (demo).
+// migrations (migrate), a self-contained demo (demo), and the key commands
+// (keygen, rotate-keys).
 package main
 
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/joho/godotenv"
 	"gorm.io/gorm"
 
 	imgsync "rtbshopify/sync"
@@ -372,4 +377,38 @@ func usageError(u models.KeyUsage) error {
 		return fmt.Errorf("%d %w", n, errStale)
 	}
 	return nil
+}
+
+// dotEnvFile is read from the working directory, if present, so a developer keeps
+// ENCRYPTION_KEYS and DATABASE_URL out of the shell (and out of git: .gitignore lists it).
+const dotEnvFile = ".env"
+
+// withDotEnv returns getenv extended with the variables of the .env file at path: a variable the
+// environment sets (non-empty) wins, the file fills in the rest. A missing file changes nothing;
+// one that cannot be parsed is an error, so a typo is not silently ignored.
+func withDotEnv(path string, getenv func(string) string) (func(string) string, error) {
+	vals, err := godotenv.Read(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return getenv, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return func(name string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return vals[name]
+	}, nil
+}
+
+// keygen prints a fresh ENCRYPTION_KEYS entry: the id names the day it was made, so keys sort by
+// age when several are listed during a rotation.
+func keygen(stdout io.Writer, now time.Time) error {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	_, err := fmt.Fprintf(stdout, "k%s:%s\n", now.UTC().Format("20060102"), base64.StdEncoding.EncodeToString(secret))
+	return err
 }

@@ -306,10 +306,10 @@ func TestDockerfileBuildsAStaticNonRootDistrolessImage(t *testing.T) {
 	if !strings.HasPrefix(entry, "[") {
 		t.Errorf("ENTRYPOINT %q must be exec form: there is no shell", entry)
 	}
-	di := string(readFile(t, ".dockerignore"))
+	di := string(readFile(t, "deploy/Dockerfile.dockerignore"))
 	for _, must := range []string{".git", ".env"} {
 		if !strings.Contains(di, must) {
-			t.Errorf(".dockerignore does not keep %s out of the build context", must)
+			t.Errorf("Dockerfile.dockerignore does not keep %s out of the build context", must)
 		}
 	}
 }
