@@ -30,9 +30,9 @@ func (s *Store) LinkVariant(shop, productID, variantID, mediaID string) error {
 	if mediaID == "" {
 		v.media = nil
 	} else {
-		mid, _ := parseGID(mediaID, "MediaImage")
-		if !slices.Contains(p.media, mid) {
-			return fmt.Errorf("shopifytest: media %s is not on %s", mediaID, productID)
+		mid, err := mediaOn(p, productID, mediaID)
+		if err != nil {
+			return err
 		}
 		v.media = []int64{mid}
 	}
@@ -61,9 +61,9 @@ func (s *Store) MoveMedia(shop, productID, mediaID string, pos int) error {
 	if err != nil {
 		return err
 	}
-	mid, _ := parseGID(mediaID, "MediaImage")
-	if !slices.Contains(p.media, mid) {
-		return fmt.Errorf("shopifytest: media %s is not on %s", mediaID, productID)
+	mid, err := mediaOn(p, productID, mediaID)
+	if err != nil {
+		return err
 	}
 	p.media = removeID(p.media, mid)
 	p.media = slices.Insert(p.media, min(pos, len(p.media)), mid)
@@ -80,9 +80,9 @@ func (s *Store) DeleteMedia(shop, productID, mediaID string) error {
 	if err != nil {
 		return err
 	}
-	mid, _ := parseGID(mediaID, "MediaImage")
-	if !slices.Contains(p.media, mid) {
-		return fmt.Errorf("shopifytest: media %s is not on %s", mediaID, productID)
+	mid, err := mediaOn(p, productID, mediaID)
+	if err != nil {
+		return err
 	}
 	sh := s.shops[shop]
 	for _, q := range sh.productOf(mid) {
@@ -117,4 +117,14 @@ func (s *Store) LockNextDetach(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lockNext += n
+}
+
+// mediaOn is the numeric id of a media of the product, or an error naming
+// both when the media is not on it.
+func mediaOn(p *product, productID, mediaID string) (int64, error) {
+	mid, _ := parseGID(mediaID, "MediaImage")
+	if !slices.Contains(p.media, mid) {
+		return 0, fmt.Errorf("shopifytest: media %s is not on %s", mediaID, productID)
+	}
+	return mid, nil
 }
