@@ -117,6 +117,11 @@ func (s *TokenSigner) Verify(token string) (uint64, bool) {
 	if err != nil || strconv.FormatUint(jobID, 10) != idStr {
 		return 0, false
 	}
+	// The decoder skips \r and \n wherever they stand, so a MAC with one
+	// inserted would decode to the right bytes: only the exact length counts.
+	if len(macStr) != base64.RawURLEncoding.EncodedLen(sha256.Size) {
+		return 0, false
+	}
 	got, err := base64.RawURLEncoding.Strict().DecodeString(macStr)
 	if err != nil || len(got) != sha256.Size {
 		return 0, false

@@ -74,6 +74,8 @@ func TestTokenRejects(t *testing.T) {
 		"very long":           good + strings.Repeat("A", 500),
 		"negative":            "k1.-1." + mac,
 		"whitespace":          " " + good,
+		"carriage return":     "k1.42." + mac[:10] + "\r" + mac[10:],
+		"newline in mac":      "k1.42." + mac[:30] + "\n" + mac[30:],
 		"non-canonical trail": good[:len(good)-1] + "B", // last char's spare bits set
 	}
 	for name, tok := range tests {
@@ -290,6 +292,7 @@ func FuzzParseCallback(f *testing.F) {
 func FuzzVerifyToken(f *testing.F) {
 	s := testSigner(f, "k1")
 	f.Add(s.Token(1))
+	f.Add(s.Token(1)[:12] + "\r" + s.Token(1)[12:])
 	f.Add("k1.01.x")
 	f.Add("..")
 	f.Fuzz(func(t *testing.T, tok string) {
