@@ -161,7 +161,8 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	if err := chromedp.Do(b.ctx, steps...); err != nil {
 		msg, _ := chromedp.Run(context.WithoutCancel(b.ctx), chromedp.Evaluate[string](`(document.getElementById("banner-text")||{}).textContent||""`))
-		b.t.Fatalf("%s: %v (banner %q, script errors %q)", what, err, msg, b.scriptErrors())
+		fields, _ := chromedp.Run(context.WithoutCancel(b.ctx), chromedp.Evaluate[string](`Array.prototype.map.call(document.querySelectorAll(".shim-error"), function (e) { return e.textContent ? e.id + ": " + e.textContent : ""; }).filter(Boolean).join("; ")`))
+		b.t.Fatalf("%s: %v (banner %q, field messages %q, script errors %q)", what, err, msg, fields, b.scriptErrors())
 	}
 }
 
@@ -270,6 +271,10 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 		key(" "),
 		waitJS(`document.querySelector("#f-budget input").value === ""`),
 		waitJS(`document.querySelector(".shim-save-bar").hidden`),
+		// The page puts the saved settings back after the form's own reset, and clears the
+		// field messages then: once the budget's message is gone, nothing of the discard is
+		// left to overwrite the next step's choices.
+		waitJS(`document.querySelector("#f-budget .shim-error").textContent === ""`),
 	)
 
 	b.do("turn processing on",
