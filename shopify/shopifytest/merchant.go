@@ -3,6 +3,7 @@ package shopifytest
 import (
 	"fmt"
 	"slices"
+	"unicode/utf8"
 )
 
 // What a merchant does in the Shopify admin while the app works on a product: tests use these
@@ -40,8 +41,11 @@ func (s *Store) LinkVariant(shop, productID, variantID, mediaID string) error {
 	return nil
 }
 
-// SetAlt changes a media's alt text.
+// SetAlt changes a media's alt text; like the admin, it refuses more than 512 characters.
 func (s *Store) SetAlt(shop, mediaID, alt string) error {
+	if tooLong(alt, maxAlt) {
+		return fmt.Errorf("shopifytest: alt text of %d characters is over Shopify's %d", utf8.RuneCountInString(alt), maxAlt)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f, err := s.fileLocked(shop, mediaID)

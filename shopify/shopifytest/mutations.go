@@ -176,7 +176,8 @@ func mutFileUpdate(e *exec, _ any, args map[string]any) (any, error) {
 			fe("FILE_DOES_NOT_EXIST", fmt.Sprintf("File id %s does not exist.", rawID), "files", i, "id")
 			continue
 		}
-		if f.status == "UPLOADED" || f.status == "PROCESSING" {
+		// "Files must be in ready state before they can be updated": FAILED included.
+		if f.status != "READY" {
 			fe("NON_READY_STATE", "The file is not in the READY state.", "files", i, "id")
 			continue
 		}
