@@ -3,8 +3,10 @@ package sync
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"gorm.io/gorm"
 
@@ -219,7 +221,7 @@ func (p *Pipeline) newJob(shop *models.Shop, s Settings, c Candidate, reason str
 	now := p.now()
 	job := &models.ImageJob{
 		ShopID: shop.ID, ProductID: c.ProductID, ProductTitle: text.Truncate(c.ProductTitle, 500), MediaID: c.MediaID,
-		OriginalURL: c.URL, OriginalAlt: c.Alt, OriginalPosition: c.Position, OriginalFilename: fileName(c.URL),
+		OriginalURL: c.URL, OriginalAlt: c.Alt, OriginalPosition: c.Position, OriginalFilename: originalFilename(c.URL),
 		VariantIDs: variantJSON(c.VariantIDs), WriteMode: s.WriteMode, TemplateID: s.TemplateID,
 		State: models.JobQueued, CreatedAt: now, UpdatedAt: now,
 	}
@@ -350,6 +352,25 @@ func fileName(u string) string {
 		return ""
 	}
 	return path.Base(u)
+}
+
+// maxFilename is the original_filename column's size, in characters.
+const maxFilename = 255
+
+// originalFilename is the name of the image at u as the merchant reads it
+// (percent-escapes decoded), cut to fit its column: a CJK name of 300
+// characters is 2,700 once escaped. The stem is cut and the extension kept,
+// since it tells which format the image's file can take.
+func originalFilename(u string) string {
+	name := fileName(u)
+	if dec, err := url.PathUnescape(name); err == nil {
+		name = dec
+	}
+	ext := path.Ext(name)
+	if n := utf8.RuneCountInString(ext); n > 16 || !utf8.ValidString(ext) {
+		ext = "" // no extension, only a dot inside the name
+	}
+	return text.Truncate(strings.TrimSuffix(name, ext), maxFilename-utf8.RuneCountInString(ext)) + ext
 }
 
 // CancelShopJobs cancels every job of the shop that has not finished, inside

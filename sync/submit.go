@@ -82,7 +82,7 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 		return p.fail(ctx, l, errNotReadyYet, "Shopify has not published the image yet.")
 	}
 	snapshot := map[string]any{"original_url": m.URL, "original_alt": m.Alt, "original_position": m.Position,
-		"original_filename": fileName(m.URL), "variant_ids": variantJSON(variants), "product_title": text.Truncate(product.Title, 500)}
+		"original_filename": originalFilename(m.URL), "variant_ids": variantJSON(variants), "product_title": text.Truncate(product.Title, 500)}
 
 	// A process that is stopping starts no submission it might not see
 	// through: the job stays queued for the next worker.
