@@ -23,6 +23,7 @@ import (
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
 	"rtbshopify/shopify"
+	"rtbshopify/sync/e2e/benchrec"
 )
 
 func percentile(d []time.Duration, p float64) time.Duration {
@@ -242,5 +243,14 @@ func BenchmarkClaim(b *testing.B) {
 		b.Logf("%s: %d jobs of 50 shops drained by %d pipelines × %d workers in %s: %.0f claims/s (each followed by its release); claim calls (several jobs each) p50 %s p99 %s; %d webhooks meanwhile, p50 %s p99 %s, %d failed; %d deadlocks; claim errors %v",
 			dialect, nJobs, nPipes, nWorkers, elapsed.Round(time.Millisecond), rate, percentile(lat, 0.5).Round(10*time.Microsecond), percentile(lat, 0.99).Round(10*time.Microsecond),
 			len(hookLat), percentile(hookLat, 0.5).Round(10*time.Microsecond), percentile(hookLat, 0.99).Round(10*time.Microsecond), hookFail.Load(), deadlocks, errs)
+		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+		err = benchrec.Record(benchrec.Result{Benchmark: "BenchmarkClaim", Database: dialect,
+			Case: fmt.Sprintf("%d due jobs, 50 shops, %d pipelines × %d workers", nJobs, nPipes, nWorkers),
+			Note: fmt.Sprintf("%d webhooks meanwhile, %d failed", len(hookLat), hookFail.Load()),
+			Figures: []benchrec.Figure{{Name: "claims/s", Value: rate}, {Name: "claim p99", Value: ms(percentile(lat, 0.99)), Unit: "ms"},
+				{Name: "webhook p99", Value: ms(percentile(hookLat, 0.99)), Unit: "ms"}, {Name: "deadlocks", Value: float64(deadlocks)}}})
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 	"rtbshopify/models/modelstest"
 	"rtbshopify/shopify/shopifytest"
 	imgsync "rtbshopify/sync"
+	"rtbshopify/sync/e2e/benchrec"
 )
 
 // benchDB is MariaDB when TEST_MYSQL_DSN is set (the production case),
@@ -30,6 +33,37 @@ func benchDB(b *testing.B) modelstest.DB {
 	return modelstest.Open(b, "sqlite")
 }
 
+// benchSize is the whole number in the environment variable name, or def.
+// Benchmarks size their work with these, not with b.N: run them with
+// -benchtime 1x.
+func benchSize(b *testing.B, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a whole number above 0", name, v)
+	}
+	return n
+}
+
+// record adds one case's figures to the run's benchmark report (see
+// benchrec): pairs of name and value, each name with its unit after a
+// space ("req/s", "p99 ms").
+func record(b *testing.B, c, database, note string, figures ...benchrec.Figure) {
+	b.Helper()
+	if err := benchrec.Record(benchrec.Result{Benchmark: strings.SplitN(b.Name(), "/", 2)[0], Case: c, Database: database, Figures: figures, Note: note}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// fig is one figure for record.
+func fig(name string, v float64, unit string) benchrec.Figure {
+	return benchrec.Figure{Name: name, Value: v, Unit: unit}
+}
+
 // BenchmarkCallback measures the Remove The Background callback route:
 // token check, body parsing and the database work, for each of its two
 // paths on jobs made for it. "first" is a job's first callback, each on a
@@ -38,6 +72,7 @@ func benchDB(b *testing.B) modelstest.DB {
 // answered from one read. "http" goes over loopback HTTP with the load
 // generator in the same process; "handler" calls the Fiber handler
 // directly, which leaves the machine's cores to the app and the database.
+// BENCH_CALLBACKS (2,000) callbacks per case, each on its own job.
 func BenchmarkCallback(b *testing.B) {
 	db := benchDB(b)
 	h := newHarness(b, db.DB, harnessOptions{noStart: true})
@@ -69,28 +104,36 @@ func BenchmarkCallback(b *testing.B) {
 		}
 		return ids, paths, bodies
 	}
-	// run calls the route b.N times from 8 goroutines per core, each time
-	// with the next of paths (cycling when there are fewer than b.N).
-	run := func(b *testing.B, path string, paths, bodies []string, call func(path, body string) bool) {
+	// run makes len(paths) calls of the route from 8 goroutines per core,
+	// each with the next of paths.
+	run := func(b *testing.B, transport, path string, paths, bodies []string, call func(path, body string) bool) {
 		var next, failed atomic.Int64
-		b.SetParallelism(8)
-		b.ResetTimer()
+		var wg sync.WaitGroup
 		start := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				i := (next.Add(1) - 1) % int64(len(paths))
-				if !call(paths[i], bodies[i]) {
-					failed.Add(1)
+		for range 8 * runtime.GOMAXPROCS(0) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(len(paths)) {
+						return
+					}
+					if !call(paths[i], bodies[i]) {
+						failed.Add(1)
+					}
 				}
-			}
-		})
+			}()
+		}
+		wg.Wait()
 		elapsed := time.Since(start)
-		b.StopTimer()
 		if failed.Load() > 0 {
 			b.Fatalf("%d callbacks failed", failed.Load())
 		}
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "requests/s")
-		b.Logf("%s, %s path: %d callbacks in %s: %.0f requests/s", db.Name, path, b.N, elapsed.Round(time.Millisecond), float64(b.N)/elapsed.Seconds())
+		rps := float64(len(paths)) / elapsed.Seconds()
+		b.ReportMetric(rps, "requests/s")
+		b.Logf("%s, %s path: %d callbacks in %s: %.0f requests/s", db.Name, path, len(paths), elapsed.Round(time.Millisecond), rps)
+		record(b, transport+", "+path+" callback", db.Name, "", fig("requests/s", rps, ""))
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	handler := h.app.HTTP.Handler()
@@ -117,24 +160,23 @@ func BenchmarkCallback(b *testing.B) {
 			return fc.Response.StatusCode() == 200
 		}},
 	}
+	n := benchSize(b, "BENCH_CALLBACKS", 2000)
 	for _, tr := range transports {
 		b.Run(tr.name+"/first", func(b *testing.B) {
-			b.StopTimer()
-			ids, paths, bodies := jobs(b, b.N, false)
-			run(b, "first", paths, bodies, tr.call)
+			ids, paths, bodies := jobs(b, n, false)
+			run(b, tr.name, "first", paths, bodies, tr.call)
 			// Every call took the first-callback path: each job has its
 			// callback recorded and exactly one event for it.
 			var recorded, events int64
 			db.DB.Model(&models.ImageJob{}).Where("id IN ? AND callback_at IS NOT NULL", ids).Count(&recorded)
 			db.DB.Model(&models.JobEvent{}).Where("job_id IN ? AND message = ?", ids, "callback received").Count(&events)
-			if int(recorded) != b.N || int(events) != b.N {
-				b.Fatalf("%d calls recorded %d callbacks and %d events, want one each", b.N, recorded, events)
+			if int(recorded) != n || int(events) != n {
+				b.Fatalf("%d calls recorded %d callbacks and %d events, want one each", n, recorded, events)
 			}
 		})
 		b.Run(tr.name+"/duplicate", func(b *testing.B) {
-			b.StopTimer()
-			ids, paths, bodies := jobs(b, 2000, true)
-			run(b, "duplicate", paths, bodies, tr.call)
+			ids, paths, bodies := jobs(b, n, true)
+			run(b, tr.name, "duplicate", paths, bodies, tr.call)
 			var events int64
 			db.DB.Model(&models.JobEvent{}).Where("job_id IN ?", ids).Count(&events)
 			if events != 0 {
@@ -150,10 +192,7 @@ func BenchmarkCallback(b *testing.B) {
 // of the rate-limit ceiling the app used and how many calls were throttled.
 // BENCH_IMAGES_PER_SHOP changes the 100 images per shop.
 func BenchmarkWriteBackRate(b *testing.B) {
-	shops, perShop := 10, 100
-	if v := os.Getenv("BENCH_IMAGES_PER_SHOP"); v != "" {
-		fmt.Sscan(v, &perShop)
-	}
+	shops, perShop := 10, benchSize(b, "BENCH_IMAGES_PER_SHOP", 100)
 	for range b.N {
 		db := benchDB(b)
 		h := newHarness(b, db.DB, harnessOptions{noStart: true, tune: func(o *imgsync.Options) { o.Workers = 24 }})
@@ -226,16 +265,16 @@ func BenchmarkWriteBackRate(b *testing.B) {
 		b.Logf("%s: %d images, %d shops, %s: %.2f images/s; %.0f points used of a %.0f-point ceiling (%.1f%%); %d GraphQL calls, %d throttled (%.2f%%), %.0f points per image",
 			db.Name, total, shops, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), points, ceiling, 100*points/ceiling,
 			calls, throttled, 100*float64(throttled)/float64(max(calls, 1)), points/float64(total))
+		record(b, fmt.Sprintf("%d images, %d shops, 100 points/s each", total, shops), db.Name, "",
+			fig("images/s", float64(total)/elapsed.Seconds(), ""), fig("ceiling used", 100*points/ceiling, "%"),
+			fig("throttled", 100*float64(throttled)/float64(max(calls, 1)), "%"), fig("points/image", points/float64(total), ""))
 	}
 }
 
 // BenchmarkFirstWriteBackBehindImport measures how long a shop's single
 // image waits while another shop imports 5,000.
 func BenchmarkFirstWriteBackBehindImport(b *testing.B) {
-	importSize := 5000
-	if v := os.Getenv("BENCH_IMPORT"); v != "" {
-		fmt.Sscan(v, &importSize)
-	}
+	importSize := benchSize(b, "BENCH_IMPORT", 5000)
 	for range b.N {
 		db := benchDB(b)
 		h := newHarness(b, db.DB, harnessOptions{noStart: true})
@@ -289,5 +328,7 @@ func BenchmarkFirstWriteBackBehindImport(b *testing.B) {
 		b.ReportMetric(wait.Seconds(), "s-to-first-write-back")
 		b.Logf("%s: with %d images of another shop queued (%d still unfinished when it landed), the small shop's image was written back %s after its webhook",
 			db.Name, importSize, queued, wait.Round(time.Millisecond))
+		record(b, fmt.Sprintf("1 image behind another shop's %d", importSize), db.Name, "",
+			fig("first write-back", wait.Seconds(), "s"), fig("import unfinished then", float64(queued), "images"))
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"gorm.io/gorm"
 
 	"rtbshopify/models"
+	"rtbshopify/models/modelstest"
 	imgsync "rtbshopify/sync"
 )
 
@@ -213,12 +214,23 @@ func checkCommitted(tb testing.TB, db *gorm.DB, prefix string, okIDs []string) {
 // BenchmarkWebhookIngest sends signed products/create deliveries (three
 // images each, every one a new product with its own webhook id) over
 // loopback HTTP to the real server, with 8, 32 and 128 connections, for
-// one shop and for 16 shops. The workers are not started: this is the
-// intake alone. It prints requests/s, latency percentiles and SQL
-// statements per delivery, and then checks that every 2xx answer is a
-// committed row. -benchtime Nx sends N deliveries per case.
+// one shop and for 16 shops, on SQLite and, when TEST_MYSQL_DSN is set, on
+// MariaDB. The workers are not started: this is the intake alone. It
+// prints requests/s, latency percentiles and SQL statements per delivery,
+// and then checks that every 2xx answer is a committed row.
+// BENCH_DELIVERIES (4,000) deliveries per case.
 func BenchmarkWebhookIngest(b *testing.B) {
-	db := benchDB(b)
+	n := benchSize(b, "BENCH_DELIVERIES", 4000)
+	dialects := []string{"sqlite"}
+	if os.Getenv(modelstest.MySQLEnv) != "" {
+		dialects = append(dialects, "mysql")
+	}
+	for _, dialect := range dialects {
+		b.Run("db="+dialect, func(b *testing.B) { ingest(b, modelstest.Open(b, dialect), n) })
+	}
+}
+
+func ingest(b *testing.B, db modelstest.DB, n int) {
 	counter := countStatements(b, db.DB)
 	h := newHarness(b, db.DB, harnessOptions{noStart: true})
 	all := []string{shopDomain}
@@ -236,11 +248,9 @@ func BenchmarkWebhookIngest(b *testing.B) {
 			b.Run(fmt.Sprintf("shops=%d/conns=%d", shops, conns), func(b *testing.B) {
 				run++
 				prefix := fmt.Sprintf("ingest%d-%d", run, seq.Load())
-				reqs := signedDeliveries(h.cfg.ShopifyAPISecret, prefix, all[:shops], b.N, &seq)
+				reqs := signedDeliveries(h.cfg.ShopifyAPISecret, prefix, all[:shops], n, &seq)
 				before := counter.n.Load()
-				b.ResetTimer()
 				res := sendDeliveries(b, addr, reqs, conns, 0)
-				b.StopTimer()
 				res.statements = counter.n.Load() - before
 				if len(res.failures) > 0 {
 					b.Logf("failures: %v", res.failures)
@@ -254,6 +264,10 @@ func BenchmarkWebhookIngest(b *testing.B) {
 				b.Logf("%s, %d shop(s), %d connections: %d of %d answered 2xx in %s: %.0f req/s; p50 %s p90 %s p99 %s; %.2f SQL statements per delivery; every 2xx is a committed row",
 					db.Name, shops, conns, res.ok, res.sent, res.elapsed.Round(time.Millisecond), rps,
 					res.pct(0.50).Round(10*time.Microsecond), res.pct(0.90).Round(10*time.Microsecond), res.pct(0.99).Round(10*time.Microsecond), perDelivery)
+				ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+				record(b, fmt.Sprintf("%d shop(s), %d connections", shops, conns), db.Name, fmt.Sprintf("%d of %d answered 2xx, each a committed row", res.ok, res.sent),
+					fig("req/s", rps, ""), fig("p50", ms(res.pct(0.50)), "ms"), fig("p90", ms(res.pct(0.90)), "ms"), fig("p99", ms(res.pct(0.99)), "ms"),
+					fig("SQL statements/delivery", perDelivery, ""))
 			})
 		}
 	}
@@ -267,12 +281,10 @@ func BenchmarkWebhookIngest(b *testing.B) {
 // (default 300, a busy shop's import) with the pipeline running, and
 // prints how long after its delivery was committed each product's jobs
 // were recorded: what the merchant waits for on the dashboard.
-// -benchtime Nx sends N deliveries.
+// BENCH_FANOUT_DELIVERIES (1,000) deliveries.
 func BenchmarkFanOutLag(b *testing.B) {
-	rate := 300
-	if v := os.Getenv("BENCH_FANOUT_RATE"); v != "" {
-		fmt.Sscan(v, &rate)
-	}
+	rate := benchSize(b, "BENCH_FANOUT_RATE", 300)
+	n := benchSize(b, "BENCH_FANOUT_DELIVERIES", 1000)
 	db := benchDB(b)
 	// One worker: what is measured is the jobs' creation, not their processing.
 	h := newHarness(b, db.DB, harnessOptions{tune: func(o *imgsync.Options) { o.Workers = 1 }})
@@ -280,9 +292,8 @@ func BenchmarkFanOutLag(b *testing.B) {
 	var seq atomic.Int64
 	seq.Store(time.Now().UnixNano() % 1e9 * 1000)
 	prefix := fmt.Sprintf("lag-%d", seq.Load())
-	reqs := signedDeliveries(h.cfg.ShopifyAPISecret, prefix, []string{shopDomain}, b.N, &seq)
+	reqs := signedDeliveries(h.cfg.ShopifyAPISecret, prefix, []string{shopDomain}, n, &seq)
 	const conns = 32
-	b.ResetTimer()
 	res := sendDeliveries(b, addr, reqs, conns, time.Duration(float64(conns)*float64(time.Second)/float64(rate)))
 	// Wait for the fan-out to finish.
 	deadline := time.Now().Add(5 * time.Minute)
@@ -297,7 +308,6 @@ func BenchmarkFanOutLag(b *testing.B) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	b.StopTimer()
 	checkCommitted(b, db.DB, prefix, res.okIDs)
 	var deliveries []models.WebhookDelivery
 	db.DB.Select("webhook_id, received_at").Where("webhook_id LIKE ?", prefix+"-%").Find(&deliveries)
@@ -331,4 +341,7 @@ func BenchmarkFanOutLag(b *testing.B) {
 	b.Logf("%s: %d deliveries at %d/s over %d connections (answered p50 %s p99 %s): jobs recorded after the delivery's commit p50 %s p90 %s p99 %s max %s",
 		db.Name, len(lags), rate, conns, res.pct(0.5).Round(10*time.Microsecond), res.pct(0.99).Round(10*time.Microsecond),
 		pct(0.5).Round(100*time.Microsecond), pct(0.9).Round(100*time.Microsecond), pct(0.99).Round(100*time.Microsecond), lags[len(lags)-1].Round(time.Millisecond))
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	record(b, fmt.Sprintf("%d deliveries at %d/s, 32 connections", len(lags), rate), db.Name, "from a delivery's commit to its jobs",
+		fig("lag p50", ms(pct(0.5)), "ms"), fig("lag p99", ms(pct(0.99)), "ms"), fig("lag max", ms(lags[len(lags)-1]), "ms"))
 }
