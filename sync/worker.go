@@ -106,26 +106,75 @@ func (p *Pipeline) runJob(ctx context.Context, l *lease) {
 
 // heartbeat extends the lease while the worker is busy, and cancels the
 // work when the lease is no longer certainly this worker's: taken over,
-// or not renewed because the database could not be written. A worker cut
-// off from the database must stop changing Shopify, since once its lease
-// runs out another worker takes the job.
+// not renewed because the database could not be written, or not renewed
+// in time because the write hangs (a blackholed connection answers
+// nothing, not even an error). A worker cut off from the database must
+// stop changing Shopify, since once its lease runs out another worker
+// takes the job.
+//
+// Each renewal has a third of the lease to finish; whatever the database
+// does, the work stops once the last renewal known to have landed is
+// about to run out, a safety margin before another replica may see the
+// lease expired on its own clock.
 func (p *Pipeline) heartbeat(ctx context.Context, l *lease, cancel context.CancelFunc) {
-	t := time.NewTicker(p.o.Lease / 3)
+	every, margin := p.o.Lease/3, p.o.Lease/5
+	// The lease is certainly this worker's until valid, on this process's
+	// monotonic clock: from the claim, then from each renewal's start.
+	valid := time.Now().Add(p.o.Lease - p.sinceClaim(l))
+	watchdog := time.NewTimer(time.Until(valid) - margin)
+	defer watchdog.Stop()
+	t := time.NewTicker(every)
 	defer t.Stop()
+	var renewed chan error // the renewal in flight, nil when none
+	var started time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-watchdog.C:
+			p.log.Warn("lease not renewed in time; the job's work stops", "job", l.job.ID)
+			cancel()
+			return
 		case <-t.C:
-			if err := p.renew(ctx, l); err != nil {
+			if renewed != nil {
+				continue // the last renewal has not answered yet
+			}
+			started = time.Now()
+			done := make(chan error, 1)
+			renewed = done
+			go func() {
+				rctx, stop := context.WithTimeout(ctx, every)
+				defer stop()
+				done <- p.renew(rctx, l)
+			}()
+		case err := <-renewed:
+			renewed = nil
+			if err != nil {
 				if ctx.Err() == nil {
 					p.log.Warn("lease not renewed; the job's work stops", "job", l.job.ID, "err", err)
 				}
 				cancel()
 				return
 			}
+			valid = started.Add(p.o.Lease)
+			watchdog.Reset(time.Until(valid) - margin)
 		}
 	}
+}
+
+// sinceClaim is how long ago, on the pipeline's clock, the lease was taken
+// (0 when that is unknown or the clock moved back).
+func (p *Pipeline) sinceClaim(l *lease) time.Duration {
+	if l.job.LeaseUntil == nil {
+		return 0
+	}
+	d := time.Duration(ms(p.now())-(*l.job.LeaseUntil-p.o.Lease.Milliseconds())) * time.Millisecond
+	if d < 0 || d > p.o.Lease {
+		// The pipeline's clock is injectable and may jump: count from now,
+		// as the claim was handed over just before.
+		return 0
+	}
+	return d
 }
 
 // renew pushes the lease (and the product lock it holds, if any) to a
