@@ -50,6 +50,7 @@ func (a *API) Register(r fiber.Router) {
 	r.Post("/jobs/:id/revert", a.revertJob)
 	r.Post("/jobs/:id/approve", a.approveJob)
 	r.Post("/jobs/:id/reject", a.rejectJob)
+	r.Post("/jobs/:id/send-again", a.sendAgain)
 	r.Post("/jobs/approve", a.approveJobs)
 	r.Post("/jobs/reject", a.rejectJobs)
 	r.Post("/review/reminder", a.dismissReviewReminder)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"rtbshopify/models"
+	imgsync "rtbshopify/sync"
 )
 
 // maxReviewBody caps approve and reject bodies: a list of ids and a reason.
@@ -80,6 +82,44 @@ func (a *API) decideJob(c *fiber.Ctx, approve bool) error {
 		return send(c, fiber.StatusAccepted, jobView(j))
 	}
 	j, err := a.Pipeline.Reject(c.UserContext(), shop.ID, id, in.Reason)
+	if err != nil {
+		return jobError(err)
+	}
+	return send(c, fiber.StatusAccepted, jobView(j))
+}
+
+// sendAgain submits a rejected image once more, a new paid submission,
+// once the merchant confirmed at least its price now as confirmAmount.
+func (a *API) sendAgain(c *fiber.Ctx) error {
+	var in struct {
+		ConfirmAmount *string `json:"confirmAmount"`
+	}
+	body := c.Body()
+	if len(body) > maxReviewBody {
+		return Errorf(fiber.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
+	}
+	if strings.TrimSpace(string(body)) != "" {
+		if err := json.Unmarshal(body, &in); err != nil {
+			return confirmError(`Send {"confirmAmount": "…"}, the price shown, as a decimal string.`)
+		}
+	}
+	shop, err := shopOf(c)
+	if err != nil {
+		return err
+	}
+	id, err := jobID(c)
+	if err != nil {
+		return err
+	}
+	confirm := ""
+	if in.ConfirmAmount != nil {
+		confirm = strings.TrimSpace(*in.ConfirmAmount)
+	}
+	j, err := a.Pipeline.SendAgain(c.UserContext(), shop.ID, id, confirm)
+	var ce *imgsync.ConfirmError
+	if errors.As(err, &ce) {
+		return confirmError(ce.Message)
+	}
 	if err != nil {
 		return jobError(err)
 	}
