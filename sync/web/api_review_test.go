@@ -262,7 +262,9 @@ func TestAPISendAgain(t *testing.T) {
 				t.Fatalf("send again of a %s job: %d %s", e.job(id).State, a.status, a.raw)
 			}
 		}
-		gone := rejected(4, func(j *models.ImageJob) { j.ProductID, j.MediaID = "gid://shopify/Product/404404", "gid://shopify/MediaImage/404404" })
+		gone := rejected(4, func(j *models.ImageJob) {
+			j.ProductID, j.MediaID = "gid://shopify/Product/404404", "gid://shopify/MediaImage/404404"
+		})
 		if a := e.call(shopA, "POST", "/api/jobs/"+itoa(int(gone.ID))+"/send-again", map[string]any{"confirmAmount": "1"}); a.status != 409 || !strings.Contains(a.raw, "deleted") {
 			t.Fatalf("send again on a deleted product: %d %s", a.status, a.raw)
 		}
