@@ -38,6 +38,33 @@ const docProductVariants = `query ProductVariants($id: ID!, $after: String) {
   }
 }`
 
+// ProductGallery reads the order of a product's gallery, ids only (one
+// point a media; 250 is Shopify's maximum of media per product, so one page
+// holds them all), with the details of only the media a step names.
+const docProductGallery = `query ProductGallery($id: ID!, $ids: [ID!]!) {
+  product(id: $id) {
+    id title
+    media(first: 250) {
+      nodes { id }
+      pageInfo { hasNextPage }
+    }
+  }
+  nodes(ids: $ids) {
+    id
+    ... on Media { alt status mediaContentType }
+    ... on MediaImage { mimeType image { url } }
+  }
+}`
+
+// MediaByID reads media by id, whatever product they are on.
+const docMediaByID = `query MediaByID($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    id
+    ... on Media { alt status mediaContentType }
+    ... on MediaImage { mimeType image { url } }
+  }
+}`
+
 const docProductsUpdatedSince = `query ProductsUpdatedSince($query: String!, $after: String) {
   products(first: 50, after: $after, query: $query, sortKey: UPDATED_AT) {
     nodes { id title createdAt updatedAt }
@@ -130,6 +157,8 @@ func Documents() map[string]string {
 		"Product":                   docProduct,
 		"ProductMedia":              docProductMedia,
 		"ProductVariants":           docProductVariants,
+		"ProductGallery":            docProductGallery,
+		"MediaByID":                 docMediaByID,
 		"ProductsUpdatedSince":      docProductsUpdatedSince,
 		"StagedUploadsCreate":       docStagedUploadsCreate,
 		"FileCreate":                docFileCreate,

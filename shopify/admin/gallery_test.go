@@ -1,0 +1,107 @@
+package admin_test
+
+import (
+	"errors"
+	"fmt"
+	"image/color"
+	"testing"
+
+	"rtbshopify/shopify/admin"
+	"rtbshopify/shopify/shopifytest"
+)
+
+// costOf is what the store charged for the last request of an operation.
+func costOf(t *testing.T, s *shopifytest.Store, op string) float64 {
+	t.Helper()
+	reqs := s.Requests()
+	for i := len(reqs) - 1; i >= 0; i-- {
+		if reqs[i].Operation == op {
+			return reqs[i].ActualCost
+		}
+	}
+	t.Fatalf("no %s request", op)
+	return 0
+}
+
+func TestGalleryReadsOrderAndOnlyTheNamedMedia(t *testing.T) {
+	f := setup(t, shopifytest.Options{})
+	rec := f.product(t)
+	p, err := f.client.Gallery(ctx(t), rec.ID, rec.MediaIDs[1], "gid://shopify/MediaImage/424242")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != rec.ID || p.Title != "Red shirt" || len(p.Media) != 2 || p.Variants != nil {
+		t.Fatalf("gallery = %+v", p)
+	}
+	front, back := p.Media[0], p.Media[1]
+	if front.ID != rec.MediaIDs[0] || front.Position != 0 || front.Status != "" || front.URL != "" {
+		t.Errorf("an unnamed media has details: %+v", front)
+	}
+	if back.ID != rec.MediaIDs[1] || back.Position != 1 || back.Alt != "back" || back.Status != "READY" ||
+		back.Filename != "back.jpg" || back.MimeType != "image/jpeg" || back.MediaContentType != "IMAGE" {
+		t.Errorf("the named media = %+v", back)
+	}
+	// A point a media of the gallery, two a named one, one the product.
+	if c := costOf(t, f.store, "ProductGallery"); c > 1+2+2+2 {
+		t.Errorf("the gallery of 2 media cost %.0f points", c)
+	}
+	if _, err := f.client.Gallery(ctx(t), "gid://shopify/Product/424242"); !errors.Is(err, admin.ErrNotFound) {
+		t.Fatalf("missing product: err = %v", err)
+	}
+}
+
+func TestGalleryCostGrowsByAPointAMedia(t *testing.T) {
+	f := setup(t, shopifytest.Options{})
+	np := shopifytest.NewProduct{Title: "Large"}
+	for i := range 30 {
+		np.Images = append(np.Images, shopifytest.NewImage{Filename: fmt.Sprint("i", i, ".jpg"), Data: shopifytest.SampleJPEG(4, 4, color.White)})
+	}
+	rec, err := f.store.CreateProduct(shop, np)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.client.Gallery(ctx(t), rec.ID, rec.MediaIDs[29])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Media) != 30 || p.Media[29].ID != rec.MediaIDs[29] || p.Media[29].Position != 29 {
+		t.Fatalf("gallery of %d media, last %+v", len(p.Media), p.Media[len(p.Media)-1])
+	}
+	if c := costOf(t, f.store, "ProductGallery"); c > 1+2+30+2 {
+		t.Errorf("the gallery of 30 media cost %.0f points, want at most %d", c, 1+2+30+2)
+	}
+}
+
+func TestMediaByID(t *testing.T) {
+	f := setup(t, shopifytest.Options{})
+	rec := f.product(t)
+	if err := f.store.DeleteMedia(shop, rec.ID, rec.MediaIDs[1]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.client.MediaByID(ctx(t), rec.MediaIDs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := got[rec.MediaIDs[0]]
+	if len(got) != 1 || !ok || m.Alt != "front" || m.Status != "READY" || m.Filename != "front.png" || m.MimeType != "image/png" || m.Position != -1 {
+		t.Fatalf("media = %+v, want only the front image (the back one was deleted)", got)
+	}
+	if c := costOf(t, f.store, "MediaByID"); c > 2*2 {
+		t.Errorf("two media by id cost %.0f points", c)
+	}
+}
+
+func TestProductVariants(t *testing.T) {
+	f := setup(t, shopifytest.Options{})
+	rec := f.product(t)
+	vs, err := f.client.ProductVariants(ctx(t), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 2 || vs[0].ID != rec.VariantIDs[0] || len(vs[0].MediaIDs) != 1 || vs[0].MediaIDs[0] != rec.MediaIDs[0] || len(vs[1].MediaIDs) != 0 {
+		t.Fatalf("variants = %+v", vs)
+	}
+	if _, err := f.client.ProductVariants(ctx(t), "gid://shopify/Product/424242"); !errors.Is(err, admin.ErrNotFound) {
+		t.Fatalf("missing product: err = %v", err)
+	}
+}
