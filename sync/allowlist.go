@@ -10,9 +10,18 @@ import (
 
 // AllowlistMessage is what a job refused by Shopify's IP allowlist shows: the merchant learns that
 // nothing is lost and whom to ask, the operator what to change. The dashboard finds such jobs by it.
-const AllowlistMessage = "Shopify refused this app's request: the app's server is not on the app's IP allowlist. " +
-	"Nothing is lost; this image waits and continues by itself once the app's operator adds the server's outgoing " +
-	"IP addresses (or its network's ASN) to the IP allowlist in Shopify's Dev Dashboard. If it keeps waiting, contact the app's support."
+const AllowlistMessage = allowlistRefused + "Nothing is lost; this image waits and continues by itself once " +
+	allowlistFix + " If it keeps waiting, contact the app's support."
+
+// AllowlistRequestMessage is the same refusal met by a merchant's own request (an estimate, a
+// backfill, a revert): nothing was done, and it can be tried again once the allowlist is fixed.
+const AllowlistRequestMessage = allowlistRefused + "Nothing was changed; try again once " +
+	allowlistFix + " If it keeps happening, contact the app's support."
+
+const (
+	allowlistRefused = "Shopify refused this app's request: the app's server is not on the app's IP allowlist. "
+	allowlistFix     = "the app's operator adds the server's outgoing IP addresses (or its network's ASN) to the IP allowlist in Shopify's Dev Dashboard."
+)
 
 // allowlistWait is how long a job refused by the IP allowlist waits before it asks Shopify again.
 // The refusal lasts until someone changes the allowlist, so backing off per attempt (and failing

@@ -18,6 +18,9 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus"
 	"gorm.io/gorm"
+
+	"rtbshopify/shopify/admin"
+	imgsync "rtbshopify/sync"
 )
 
 // Error is an error with an HTTP status, a stable code and a message that
@@ -168,6 +171,11 @@ func errorHandler(log *slog.Logger) fiber.ErrorHandler {
 		case errors.As(err, &e):
 		case errors.As(err, &fe):
 			e = &Error{Status: fe.Code, Code: codeFor(fe.Code), Message: fe.Message}
+		case errors.Is(err, admin.ErrIPNotAllowed):
+			// Only the operator can fix it (the Admin API client counts it for /metrics):
+			// say what to change instead of "try again".
+			log.WarnContext(c.UserContext(), "request refused by Shopify's IP allowlist", "request_id", requestID(c), "path", c.Path(), "err", err)
+			e = Errorf(fiber.StatusServiceUnavailable, "ip_allowlist", imgsync.AllowlistRequestMessage)
 		default:
 			log.ErrorContext(c.UserContext(), "request failed", "request_id", requestID(c), "path", c.Path(), "err", err)
 			e = Errorf(fiber.StatusInternalServerError, "internal", "Something went wrong on our side; please try again. Reference: "+requestID(c))
