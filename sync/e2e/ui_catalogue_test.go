@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -35,23 +36,41 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 	if n := len(h.rtb.Jobs()); n != 0 {
 		t.Fatalf("%d images sent before the merchant confirmed", n)
 	}
-	b.do("cancel, then confirm",
+	b.do("cancel, then ask again",
 		chromedp.Focus(chromedp.CSS(`#backfill-cancel button`)),
 		key("\r"),
 		waitJS(`!document.querySelector("#backfill-confirm")`),
 		waitJS(`document.activeElement === document.querySelector("#backfill-start button")`),
 		key("\r"),
 		waitJS(`document.activeElement === document.querySelector("#backfill-confirm button")`),
-		key("\r"),
-		toastSays("Processing the existing catalogue, up to 1.90"),
+		waitJS(`document.activeElement.textContent === "Confirm and spend up to 1.90"`),
 	)
-	h.waitJobs("both done", allIn(2, models.JobDone))
+	// A save of the settings while the confirmation is open works the estimate out again: the
+	// button then shows, and sends, the new amount.
+	waitReady(t, h, h.createProduct(oneImage("three")).ID)
+	b.do("save the settings while confirming",
+		chromedp.Focus(chromedp.CSS(`#save button`)),
+		key("\r"),
+		toastSays("Settings saved"),
+		waitJS(`document.getElementById("estimate").textContent.includes("3 images would be sent now at 0.95 each: 2.85")`),
+		waitJS(`document.querySelector("#backfill-confirm button").textContent === "Confirm and spend up to 2.85"`),
+	)
+	b.do("confirm the new amount",
+		chromedp.Focus(chromedp.CSS(`#backfill-confirm button`)),
+		key("\r"),
+		toastSays("Processing the existing catalogue, up to 2.85"),
+	)
+	var run models.Backfill
+	if err := h.db.Take(&run).Error; err != nil || run.ConfirmAmount != "2.85" {
+		t.Fatalf("backfill confirmed %q (%v), want the 2.85 shown", run.ConfirmAmount, err)
+	}
+	h.waitJobs("all three done", allIn(3, models.JobDone))
 	today := time.Now().UTC().Format("2006-01-02")
 	b.do("see the month's charts",
 		chromedp.Reload(),
 		waitJS(`document.body.dataset.loaded === "1"`),
-		waitJS(`document.getElementById("chart-spend").getAttribute("aria-label").includes("`+today+` 1.90")`),
-		waitJS(`document.getElementById("chart-processed").getAttribute("aria-label").includes("`+today+` 2")`),
+		waitJS(`document.getElementById("chart-spend").getAttribute("aria-label").includes("`+today+` 2.85")`),
+		waitJS(`document.getElementById("chart-processed").getAttribute("aria-label").includes("`+today+` 3")`),
 		chromedp.Focus(chromedp.CSS(`#backfill-start button`)),
 		key("\r"),
 		waitJS(`document.getElementById("estimate").textContent.startsWith("No image would be sent now")`),
@@ -60,6 +79,21 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 		t.Errorf("%s bars in the spend chart, want one per day so far", n)
 	}
 	b.screenshot("catalogue.png")
+
+	// Shopify's IP allowlist refuses the app: the page says what to change, not "something went wrong".
+	h.store.SetIPAllowlist(netip.MustParsePrefix("203.0.113.0/24"))
+	b.do("ask for the cost while Shopify refuses the app",
+		chromedp.Focus(chromedp.CSS(`#backfill-cancel button`)),
+		key("\r"),
+		waitJS(`document.activeElement === document.querySelector("#backfill-start button")`),
+		key("\r"),
+		waitJS(`!document.getElementById("notice").hidden`),
+		waitJS(`document.getElementById("notice-text").textContent.includes("IP allowlist in Shopify's Dev Dashboard")`),
+		waitJS(`!document.querySelector("#backfill-confirm")`),
+	)
+	if txt := b.value("read the banner", chromedp.Evaluate[string](`document.getElementById("banner").hidden ? "" : document.getElementById("banner-text").textContent`)); txt != "" {
+		t.Errorf("a second banner shows %q", txt)
+	}
 	if errs := b.scriptErrors(); len(errs) > 0 {
 		t.Errorf("script errors: %q", errs)
 	}

@@ -136,6 +136,12 @@
   }
 
   function fail(err) {
+    if (err && err.code === "ip_allowlist") {
+      // Shopify refused the app itself: the allowlist banner says what the operator must change.
+      $("notice-text").textContent = err.message;
+      $("notice").hidden = false;
+      return;
+    }
     banner("critical", err && err.message ? err.message : "Something went wrong. Try again.");
   }
 

@@ -48,13 +48,15 @@
   }
 
   // confirming shows (with the amount on it) or removes the button that confirms the estimate.
+  // The button sends the amount it shows, whatever estimate comes after it.
   function confirming(on) {
     var slot = $("backfill-confirm-slot");
     slot.replaceChildren();
     if (on) {
-      var label = "Confirm and spend up to " + estimate.amount;
+      var amount = estimate.amount;
+      var label = "Confirm and spend up to " + amount;
       var btn = admin.el("s-button", { id: "backfill-confirm", variant: "primary", "accessibility-label": label }, label);
-      btn.addEventListener("click", function () { confirmBackfill(btn); });
+      btn.addEventListener("click", function () { confirmBackfill(btn, amount); });
       slot.appendChild(btn);
     }
     $("backfill-cancel").hidden = !on;
@@ -62,20 +64,24 @@
   }
 
   // loadEstimate shows what a backfill would cost now; with ask, it asks the merchant to confirm.
+  // A confirmation already open then asks for the new amount, or closes when there is none.
   async function loadEstimate(ask) {
     try {
       estimate = await admin.api("GET", "/api/backfill/estimate");
     } catch (err) {
       estimate = null;
+      if ($("backfill-confirm")) confirming(false);
       if (err.status === 409) { $("estimate").textContent = err.message; return; }
       admin.fail(err);
       return;
     }
     $("estimate").textContent = estimateText(estimate);
-    if (!ask) return;
+    var open = $("backfill-confirm");
+    if (!ask && (!open || open.loading)) return; // a confirmation being sent ends by itself
+    var focus = ask || open.contains(document.activeElement);
     confirming(true);
     var btn = $("backfill-confirm");
-    setTimeout(function () { btn.focus(); }, 0); // once the button rendered
+    if (focus) setTimeout(function () { btn.focus(); }, 0); // once the button rendered
   }
 
   $("backfill-start").addEventListener("click", async function () {
@@ -90,15 +96,14 @@
     $("backfill-start").focus();
   });
 
-  async function confirmBackfill(btn) {
-    if (!estimate) return;
+  async function confirmBackfill(btn, amount) {
     btn.loading = true;
     try {
-      var data = await admin.api("POST", "/api/backfill", { confirmAmount: estimate.amount });
+      var data = await admin.api("POST", "/api/backfill", { confirmAmount: amount });
       confirming(false);
       showBackfill(data.backfill);
       backfillRunning = data.backfill.state === "running";
-      admin.toast("Processing the existing catalogue, up to " + estimate.amount);
+      admin.toast("Processing the existing catalogue, up to " + amount);
       backfillTimer = setTimeout(loadBackfill, 2000);
       admin.loadJobs();
     } catch (err) {
