@@ -12,7 +12,8 @@ import (
 
 // The review flow with the keyboard alone: compare a held image side by
 // side, with the slider and at 100 %, approve it; reject another with a
-// reason; approve all that are left.
+// reason; approve all that are left; send the rejected one again once its
+// price is confirmed.
 func TestReviewFlowInHeadlessChromium(t *testing.T) {
 	b := newBrowser(t, 90*time.Second)
 	h := newUIHarness(t)
@@ -85,6 +86,37 @@ func TestReviewFlowInHeadlessChromium(t *testing.T) {
 	final := h.waitJobs("the last done", func(js []models.ImageJob) bool { return js[2].State == models.JobDone })
 	if final[1].State != models.JobRejected {
 		t.Fatalf("approve all touched the rejected image: %s", final[1].State)
+	}
+
+	// Send the rejected image again: the price is shown first; Cancel (reached with Tab) sends
+	// nothing, and only the confirmation does.
+	again := row(jobs[1]) + ` s-button button`
+	b.do("ask to send the rejected image again, and cancel",
+		chromedp.Focus(chromedp.CSS(again)),
+		key("\r"),
+		waitJS(`!document.getElementById("send-again").hidden`),
+		waitJS(`document.getElementById("send-again-text").textContent.indexOf("billed 0.95") > 0`),
+		waitJS(`document.activeElement === document.querySelector("#send-again-confirm button") && document.activeElement.textContent === "Confirm and pay 0.95"`),
+		key(kb.Tab),
+		waitJS(`document.activeElement === document.querySelector("#send-again-cancel button")`),
+		key("\r"),
+		waitJS(`document.getElementById("send-again").hidden`),
+		waitJS(`document.activeElement === document.querySelector('`+again+`')`),
+	)
+	if j := h.jobFor(jobs[1].MediaID); j.State != models.JobRejected || len(h.rtb.Jobs()) != 3 {
+		t.Fatalf("a cancelled send-again changed the job (%s) or submitted it (%d submissions)", j.State, len(h.rtb.Jobs()))
+	}
+	b.do("send it again, confirming the price",
+		key(" "),
+		waitJS(`document.activeElement === document.querySelector("#send-again-confirm button")`),
+		key(" "),
+		toastSays("Sent again for 0.95; the image is queued"),
+		waitJS(`document.getElementById("send-again").hidden`),
+		waitJS(`!document.querySelector('`+row(jobs[1])+`[data-state="rejected"]')`),
+	)
+	held := h.waitJobs("the image sent again held for review", func(js []models.ImageJob) bool { return js[1].State == models.JobAwaitingReview })
+	if n := len(h.rtb.Jobs()); n != 4 || held[1].ReviewFileID == jobs[1].ReviewFileID {
+		t.Fatalf("%d submissions, want 4; held file %s, rejected %s", n, held[1].ReviewFileID, jobs[1].ReviewFileID)
 	}
 	if errs := b.scriptErrors(); len(errs) > 0 {
 		t.Errorf("script errors: %q", errs)

@@ -1,7 +1,8 @@
 // Review before publish: a held image's row gets a checkbox and a Review button; the review
 // panel compares the original and the processed image side by side or with a slider over the
 // original, at fitted or actual size (100 %), and approves or rejects it (with a reason).
-// Approve selected and Approve all decide many at once.
+// Approve selected and Approve all decide many at once. A rejected image can be sent again: a new
+// paid submission, made only once the merchant confirmed the price it costs now.
 (function () {
   "use strict";
 
@@ -12,6 +13,11 @@
 
   admin.rowHooks.push(function (j, tr, actions, title) {
     if (j.state === "rejected" && j.review && j.review.reason) tr.querySelector(".error").textContent = "Rejected: " + j.review.reason;
+    if (j.state === "rejected") {
+      var again = el("s-button", { "accessibility-label": "Send " + title + " again" }, "Send again");
+      again.addEventListener("click", function () { askAgain(j, title, again); });
+      actions.appendChild(again);
+    }
     if (!j.canDecide) return;
     var pick = el("s-checkbox", { "class": "review-pick", label: "Select " + title });
     pick.dataset.id = j.id;
@@ -99,12 +105,17 @@
     btn.loading = true;
     try {
       var body = approve ? {} : { reason: String($("review-reason").value || "").trim() };
-      await admin.api("POST", "/api/jobs/" + encodeURIComponent(j.id) + (approve ? "/approve" : "/reject"), body);
-      admin.toast(approve ? "Publishing the processed image" : "Rejected; the product is unchanged");
+      var got = await admin.api("POST", "/api/jobs/" + encodeURIComponent(j.id) + (approve ? "/approve" : "/reject"), body);
+      admin.toast(got.state === "rejected" ? "Rejected; the product is unchanged" : "Publishing the processed image");
       close();
       await admin.loadJobs();
     } catch (err) {
-      admin.fail(err);
+      if (err.status !== 409) admin.fail(err);
+      else { // decided the other way meanwhile: say so, and show the image as it is now
+        admin.toast(err.message);
+        close();
+        await admin.loadJobs();
+      }
     }
     btn.loading = false;
   }
@@ -129,4 +140,57 @@
     approveMany($("review-approve-selected"), { ids: ids });
   });
   $("review-approve-all").addEventListener("click", function () { approveMany($("review-approve-all"), { all: true }); });
+
+  // ---- send again ----------------------------------------------------------
+
+  var resend = null; // the rejected image whose price the merchant is asked to confirm
+
+  // askAgain shows what sending the image again costs now, with the button that confirms it.
+  async function askAgain(j, title, btn) {
+    btn.loading = true;
+    var s = null;
+    try { s = await admin.api("GET", "/api/settings"); } catch (err) { admin.fail(err); }
+    btn.loading = false;
+    if (!s) return;
+    if (!s.templatePrice) { admin.fail({ message: "The template's price is not known yet. Save the settings, then send the image again." }); return; }
+    resend = { job: j, title: title, price: s.templatePrice };
+    $("send-again-text").textContent = "Send " + title + " to Remove The Background again? It is a new submission, billed " +
+      s.templatePrice + ". The rejected result is deleted from Files; the new one is held for review or published as the settings say.";
+    var label = "Confirm and pay " + s.templatePrice;
+    var ok = el("s-button", { id: "send-again-confirm", variant: "primary", "accessibility-label": label + " to send " + title + " again" }, label);
+    ok.addEventListener("click", function () { sendAgain(ok); });
+    $("send-again-slot").replaceChildren(ok);
+    $("send-again").hidden = false;
+    $("send-again").scrollIntoView();
+    setTimeout(function () { ok.focus(); }, 0); // once the button rendered
+  }
+
+  function closeAgain() {
+    var id = resend && resend.job.id;
+    resend = null;
+    $("send-again").hidden = true;
+    $("send-again-slot").replaceChildren();
+    var back = id && document.querySelector("#jobs-body s-table-row[data-id='" + CSS.escape(id) + "'] s-button");
+    (back || $("jobs-refresh")).focus();
+  }
+
+  async function sendAgain(btn) {
+    if (!resend) return;
+    var r = resend;
+    btn.loading = true;
+    try {
+      await admin.api("POST", "/api/jobs/" + encodeURIComponent(r.job.id) + "/send-again", { confirmAmount: r.price });
+      await admin.loadJobs();
+      closeAgain();
+      admin.toast("Sent again for " + r.price + "; the image is queued");
+    } catch (err) {
+      btn.loading = false;
+      if (err.status === 422) { await askAgain(r.job, r.title, btn); return; } // the price changed: confirm the new one
+      closeAgain();
+      admin.fail(err);
+      admin.loadJobs();
+    }
+  }
+
+  $("send-again-cancel").addEventListener("click", closeAgain);
 })();
