@@ -135,11 +135,14 @@ type ImageJob struct {
 // the merchant resubmitted the job: it may have been billed, so the month's
 // budget counts it beside the job's own Price.
 type JobCharge struct {
-	ID        uint64 `gorm:"primaryKey"`
-	ShopID    uint64
-	JobID     uint64
-	Month     string
-	Price     string
+	ID     uint64 `gorm:"primaryKey"`
+	ShopID uint64
+	JobID  uint64
+	Month  string
+	Price  string
+	// Ticket is the earlier submission's, when it was known: its late
+	// callbacks are not adopted for the job's next submission.
+	Ticket    *string
 	CreatedAt time.Time
 }
 

@@ -59,6 +59,16 @@ func (p *Pipeline) RecordCallback(ctx context.Context, jobID uint64, cb rtb.Call
 				out = rtb.CallbackTicketMismatch
 				return nil
 			}
+			// A job sent again after its result was rejected may still
+			// hear from its earlier, settled submission.
+			var settled int64
+			if err := tx.Model(&models.JobCharge{}).Where("job_id = ? AND LOWER(ticket) = LOWER(?)", job.ID, cb.Ticket).Count(&settled).Error; err != nil {
+				return err
+			}
+			if settled > 0 {
+				out = rtb.CallbackTicketMismatch
+				return nil
+			}
 			if job.LeaseOwner != nil {
 				// The submitting worker still holds the job (its answer
 				// not read yet, or it died and its lease has not expired).

@@ -95,3 +95,33 @@ func TestACallbackWhileTheSubmissionIsInFlightIsKept(t *testing.T) {
 		})
 	})
 }
+
+// TestALateCallbackOfASettledSubmissionIsNotAdopted: a job sent again
+// after its result was rejected may still hear from its earlier
+// submission. That ticket was paid for and its result rejected: taking it
+// for the new submission would bring the rejected image back.
+func TestALateCallbackOfASettledSubmissionIsNotAdopted(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p, clock, l := submittingJob(t, db)
+		old := "T-REJECTED"
+		month := clock.Now().Format("2006-01")
+		if err := db.Create(&models.JobCharge{ShopID: l.job.ShopID, JobID: l.job.ID, Month: month, Price: "0.95", Ticket: &old, CreatedAt: clock.Now()}).Error; err != nil {
+			t.Fatal(err)
+		}
+		for _, ticket := range []string{old, "t-rejected"} {
+			got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: ticket})
+			if err != nil || got != rtb.CallbackTicketMismatch {
+				t.Fatalf("callback of the settled ticket %s = %v %v, want it refused", ticket, got, err)
+			}
+		}
+		var j models.ImageJob
+		db.Take(&j, l.job.ID)
+		if j.CallbackTicket != nil || j.Ticket != nil || j.CallbackAt != nil {
+			t.Fatalf("the settled ticket was noted: ticket %v, noted %v, callback at %v", j.Ticket, j.CallbackTicket, j.CallbackAt)
+		}
+		// The new submission's own callback still counts.
+		if got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-NEW"}); err != nil || got != rtb.CallbackRecorded {
+			t.Fatalf("callback of the new submission = %v %v, want it noted", got, err)
+		}
+	})
+}

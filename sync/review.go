@@ -242,7 +242,7 @@ func (p *Pipeline) SendAgain(ctx context.Context, shopID, jobID uint64, confirm 
 		if j.State != models.JobRejected {
 			return notRejected(j)
 		}
-		month, charged, run := j.SubmitMonth, j.Price, j.BackfillRun
+		month, charged, run, paidTicket := j.SubmitMonth, j.Price, j.BackfillRun, j.Ticket
 		now := p.now()
 		fields := map[string]any{
 			"state": models.JobQueued, "run_at": ms(now), "queue_key": nil, "attempts": 0, "error": "", "step": "",
@@ -262,7 +262,7 @@ func (p *Pipeline) SendAgain(ctx context.Context, shopID, jobID uint64, confirm 
 		// The earlier submission was paid: it stays in the month's budget
 		// beside the new one.
 		if month != nil && charged != "" {
-			c := models.JobCharge{ShopID: j.ShopID, JobID: j.ID, Month: *month, Price: charged, CreatedAt: now}
+			c := models.JobCharge{ShopID: j.ShopID, JobID: j.ID, Month: *month, Price: charged, Ticket: paidTicket, CreatedAt: now}
 			if err := tx.Create(&c).Error; err != nil {
 				return fmt.Errorf("keep the charge of job %d: %w", j.ID, err)
 			}
