@@ -385,40 +385,74 @@ func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, 
 // product, with alt as its alt text, and whether it attached it now. It is
 // created as a file with a name unique to the job (fileCreate refuses a
 // second one), then attached: a retry, or another worker after a crash,
-// finds it by name instead of adding a copy.
+// finds it by name instead of adding a copy. A file Shopify failed to
+// process (or that is gone from Files) is forgotten and made again, as the
+// kept copy of an original is, so a failed file never blocks the job.
 func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt string) (string, bool, error) {
 	j := w.l.job
-	id := j.ResultMediaID
-	if id == "" {
-		name := processedName(j, w.up.ext)
-		var err error
-		id, err = w.ensureFile(ctx, name, alt, func() (string, error) {
-			return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
-		})
+	for try := 0; ; try++ {
+		if j.ResultMediaID == "" {
+			name := processedName(j, w.up.ext)
+			id, err := w.ensureFile(ctx, name, alt, func() (string, error) {
+				return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
+			})
+			if err != nil {
+				return "", false, err
+			}
+			if err := w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
+				return "", false, err
+			}
+		}
+		id := j.ResultMediaID
+		if m, _ := findMedia(product, id); m != nil && m.Status == "READY" {
+			return id, false, nil
+		}
+		// Shopify attaches only READY files to products, and a media found
+		// attached after a crash may still be processing.
+		err := w.waitReady(ctx, id)
+		if errors.Is(err, errMediaFailed) || errors.Is(err, admin.ErrNotFound) {
+			if ferr := w.forgetResult(ctx, err); ferr != nil {
+				return "", false, ferr
+			}
+			if try > 0 {
+				// Shopify may fail to fetch a source for a while: try again later.
+				return "", false, fmt.Errorf("%w: %w", errNotReadyYet, err)
+			}
+			continue
+		}
 		if err != nil {
 			return "", false, err
 		}
-		if err := w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
+		if m, _ := findMedia(product, id); m != nil {
+			return id, false, nil
+		}
+		// The alt text goes with the attach, in the same call: the file may
+		// have been made in an earlier attempt, before the merchant changed it.
+		if err := w.c.AttachFile(ctx, id, j.ProductID, &alt); err != nil {
 			return "", false, err
 		}
+		return id, true, nil
 	}
-	if m, _ := findMedia(product, id); m != nil && m.Status == "READY" {
-		return id, false, nil
+}
+
+// forgetResult deletes the processed file the job made and recorded, which
+// Shopify failed to process (cause), and clears the record, so the next
+// try makes the file again instead of finding the failed one. Only the
+// app's own file is deleted: never the original or its kept copy.
+func (w *writer) forgetResult(ctx context.Context, cause error) error {
+	j := w.l.job
+	id := j.ResultMediaID
+	if id == "" || id == j.MediaID || id == j.OriginalFileID {
+		return cause
 	}
-	// Shopify attaches only READY files to products, and a media found
-	// attached after a crash may still be processing.
-	if err := w.waitReady(ctx, id); err != nil {
-		return "", false, err
+	msg := "the processed image is no longer in Files; it is made again"
+	if errors.Is(cause, errMediaFailed) {
+		if err := w.c.DeleteFiles(ctx, id); err != nil {
+			return err
+		}
+		msg = "Shopify failed to process the processed image; it was deleted and is made again"
 	}
-	if m, _ := findMedia(product, id); m != nil {
-		return id, false, nil
-	}
-	// The alt text goes with the attach, in the same call: the file may
-	// have been made in an earlier attempt, before the merchant changed it.
-	if err := w.c.AttachFile(ctx, id, j.ProductID, &alt); err != nil {
-		return "", false, err
-	}
-	return id, true, nil
+	return w.l.update(ctx, map[string]any{"result_media_id": ""}, msg)
 }
 
 func (w *writer) finish(ctx context.Context, resultID, msg string) error {
