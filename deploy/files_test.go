@@ -367,9 +367,28 @@ func TestComposeRunsMigrateThenTwoReplicasOnMySQL(t *testing.T) {
 	}
 	nginx := str(dig(docs[0], "configs", "nginx", "content"))
 	for _, a := range apps {
-		if !strings.Contains(nginx, "server "+a+":8080") {
-			t.Errorf("the proxy does not send requests to %s", a)
+		if !regexp.MustCompile(`(?m)^\s*server ` + a + `:8080 [^;]*\bresolve\b`).MatchString(nginx) {
+			t.Errorf("the proxy does not send requests to %s, looked up again as Compose recreates it (server %s:8080 resolve)", a, a)
 		}
+	}
+	// nginx resolves an upstream's names once at start unless the server
+	// carries resolve (nginx 1.27.3 and later, with a zone) and a resolver
+	// is set: Docker's, as its containers' addresses change on `up -d`.
+	if !regexp.MustCompile(`(?m)^\s*resolver 127\.0\.0\.11\b[^;]*\bvalid=\d+s`).MatchString(nginx) ||
+		!regexp.MustCompile(`(?m)^\s*zone \w+ \d+k;`).MatchString(nginx) {
+		t.Errorf("the proxy's configuration lacks Docker's resolver (resolver 127.0.0.11 valid=…) or the upstream's zone:\n%s", nginx)
+	}
+	img := str(dig(proxy, "image"))
+	m := regexp.MustCompile(`^nginx:(\d+)\.(\d+)(?:\.(\d+))?(?:-|$)`).FindStringSubmatch(img)
+	if m == nil {
+		t.Fatalf("proxy image %q: want nginx:MAJOR.MINOR[.PATCH]", img)
+	}
+	v := [3]int{num(m[1]), num(m[2]), num(m[3])}
+	if m[3] == "" && v[1] == 27 { // 1.27 floats, but 1.27.0 to 1.27.2 lack resolve
+		v[2] = 0
+	}
+	if v[0] < 1 || v[0] == 1 && (v[1] < 27 || v[1] == 27 && v[2] < 3) {
+		t.Errorf("proxy image %s: the upstream's resolve needs nginx 1.27.3 or later", img)
 	}
 	mysqlEnv := string(readFile(t, "deploy/mysql.env.example"))
 	set, _ := envExample(t)

@@ -20,7 +20,15 @@ import (
 	"rtbshopify/models"
 )
 
-// k8sObjects loads every manifest in deploy/k8s by kind.
+// The Jobs in deploy/k8s, by name.
+const (
+	migrateJob     = "rtbshopify-migrate"
+	rotateJob      = "rtbshopify-rotate-keys"
+	rotateCheckJob = "rtbshopify-rotate-keys-check"
+)
+
+// k8sObjects loads every manifest in deploy/k8s by kind, and Jobs by
+// "Job/<name>".
 func k8sObjects(t *testing.T) map[string]map[string]any {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(repoRoot, "deploy/k8s/*.yaml"))
@@ -32,10 +40,14 @@ func k8sObjects(t *testing.T) map[string]map[string]any {
 			if kind == "" || str(d["apiVersion"]) == "" || str(dig(d, "metadata", "name")) == "" {
 				t.Errorf("%s: a document without kind, apiVersion or name", rel)
 			}
-			if objs[kind] != nil {
-				t.Errorf("two %s manifests", kind)
+			key := kind
+			if kind == "Job" {
+				key += "/" + str(dig(d, "metadata", "name"))
 			}
-			objs[kind] = d
+			if objs[key] != nil {
+				t.Errorf("two %s manifests", key)
+			}
+			objs[key] = d
 		}
 	}
 	return objs
@@ -43,7 +55,7 @@ func k8sObjects(t *testing.T) map[string]map[string]any {
 
 func TestKubernetesManifests(t *testing.T) {
 	objs := k8sObjects(t)
-	for _, kind := range []string{"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Job", "Secret", "ConfigMap", "NetworkPolicy"} {
+	for _, kind := range []string{"Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler", "Job/" + migrateJob, "Secret", "ConfigMap", "NetworkPolicy"} {
 		if objs[kind] == nil {
 			t.Fatalf("deploy/k8s has no %s", kind)
 		}
@@ -55,8 +67,8 @@ func TestKubernetesManifests(t *testing.T) {
 	labels, _ := dig(dep, "spec", "template", "metadata", "labels").(map[string]any)
 	pod := dig(dep, "spec", "template", "spec")
 	c := dig(pod, "containers", 0)
-	if str(dig(c, "args", 0)) != "serve" {
-		t.Errorf("container args %v; want serve", dig(c, "args"))
+	if args := strs(dig(c, "args")); !slices.Equal(args, []string{"serve"}) {
+		t.Errorf("container args %v; want serve", args)
 	}
 	_, port, _ := strings.Cut(config.DefaultListenAddr, ":")
 	if str(dig(c, "ports", 0, "containerPort")) != port || str(dig(c, "ports", 0, "name")) != "http" {
@@ -112,19 +124,83 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("HorizontalPodAutoscaler %v", dig(hpa, "spec"))
 	}
 
-	job := objs["Job"]
-	jpod := dig(job, "spec", "template", "spec")
-	jc := dig(jpod, "containers", 0)
-	if str(dig(jc, "args", 0)) != "migrate" || str(dig(jpod, "restartPolicy")) != "Never" {
-		t.Errorf("Job runs %v with restartPolicy %v; want migrate, Never", dig(jc, "args"), dig(jpod, "restartPolicy"))
+	selected := map[string]any{"Deployment": labels}
+	for name, args := range map[string][]string{migrateJob: {"migrate"}} {
+		job := objs["Job/"+name]
+		checkJob(t, job, args, c, cm, secret)
+		selected[name] = dig(job, "spec", "template", "metadata", "labels")
 	}
-	if str(dig(jc, "image")) != str(dig(c, "image")) {
-		t.Errorf("the Job's image %v differs from the Deployment's %v", dig(jc, "image"), dig(c, "image"))
-	}
-	checkSecurity(t, "Job", jpod, jc)
-	checkEnvFrom(t, "Job", jc, cm, secret)
+	checkNetworkPolicy(t, objs["NetworkPolicy"], selected)
+}
 
-	checkNetworkPolicy(t, objs["NetworkPolicy"], labels, dig(job, "spec", "template", "metadata", "labels"))
+// TestKubernetesRotateKeysJobs: the runbook's key rotation runs as Jobs on
+// the replicas' image and configuration, `rotate-keys` retried (it resumes)
+// and `rotate-keys --check` not (its exit 1 is the answer), both allowed to
+// reach MySQL.
+func TestKubernetesRotateKeysJobs(t *testing.T) {
+	objs := k8sObjects(t)
+	dep, cm, secret := objs["Deployment"], objs["ConfigMap"], objs["Secret"]
+	c := dig(dep, "spec", "template", "spec", "containers", 0)
+	selected := map[string]any{}
+	for name, args := range map[string][]string{rotateJob: {"rotate-keys"}, rotateCheckJob: {"rotate-keys", "--check"}} {
+		job := objs["Job/"+name]
+		if job == nil {
+			t.Fatalf("deploy/k8s has no Job %s", name)
+		}
+		checkJob(t, job, args, c, cm, secret)
+		selected[name] = dig(job, "spec", "template", "metadata", "labels")
+	}
+	if n := num(dig(objs["Job/"+rotateJob], "spec", "backoffLimit")); n < 1 {
+		t.Errorf("the rotate-keys Job's backoffLimit %d: a retry resumes the rotation", n)
+	}
+	if v := dig(objs["Job/"+rotateCheckJob], "spec", "backoffLimit"); v == nil || num(v) != 0 {
+		t.Errorf("the --check Job's backoffLimit %v: want 0, its exit 1 is an answer, not a fault", v)
+	}
+	checkNetworkPolicy(t, objs["NetworkPolicy"], selected)
+
+	// The runbook applies the files it names and reads the labels the Job
+	// controller sets.
+	readme := string(readFile(t, "deploy/README.md"))
+	for _, f := range []string{"deploy/k8s/rotate-keys-job.yaml", "deploy/k8s/rotate-keys-check-job.yaml"} {
+		if !strings.Contains(readme, "kubectl apply -f "+f) {
+			t.Errorf("the runbook does not apply %s", f)
+		}
+	}
+	for _, name := range []string{rotateJob, rotateCheckJob} {
+		if !strings.Contains(readme, "job/"+name) {
+			t.Errorf("the runbook does not follow job/%s", name)
+		}
+	}
+	if strings.Contains(readme, "--env-from") {
+		t.Error("the runbook uses --env-from, which kubectl run does not have")
+	}
+}
+
+// checkJob wants a Job that runs the binary with args (commands and flags
+// main.go implements) once, on the Deployment's image, environment and
+// security settings.
+func checkJob(t *testing.T, job map[string]any, args []string, deployed, cm, secret any) {
+	t.Helper()
+	if job == nil {
+		t.Errorf("no Job runs %v", args)
+		return
+	}
+	name := str(dig(job, "metadata", "name"))
+	pod := dig(job, "spec", "template", "spec")
+	c := dig(pod, "containers", 0)
+	if got := strs(dig(c, "args")); !slices.Equal(got, args) || str(dig(pod, "restartPolicy")) != "Never" {
+		t.Errorf("Job %s runs %v with restartPolicy %v; want %v, Never", name, got, dig(pod, "restartPolicy"), args)
+	}
+	checkCLIArgs(t, "Job "+name, strs(dig(c, "args")))
+	if dig(c, "command") != nil {
+		t.Errorf("Job %s overrides the image's entrypoint: %v", name, dig(c, "command"))
+	}
+	if str(dig(c, "image")) != str(dig(deployed, "image")) {
+		t.Errorf("Job %s's image %v differs from the Deployment's %v", name, dig(c, "image"), dig(deployed, "image"))
+	}
+	checkSecurity(t, "Job "+name, pod, c)
+	checkEnvFrom(t, "Job "+name, c, cm, secret)
+	checkEnvNames(t, "Job "+name, dig(c, "env"))
 }
 
 // checkSecurity wants a non-root, read-only, unprivileged container.
@@ -170,17 +246,15 @@ func selects(selector any, labels map[string]any) bool {
 
 // checkNetworkPolicy wants egress to DNS, MySQL and HTTPS only (plus plain
 // HTTP exactly when Remove The Background's default base is http://).
-func checkNetworkPolicy(t *testing.T, np map[string]any, podLabels map[string]any, jobLabels any) {
+func checkNetworkPolicy(t *testing.T, np map[string]any, pods map[string]any) {
 	t.Helper()
 	types := dig(np, "spec", "policyTypes")
 	if !strings.Contains(strings.Join(strs(types), ","), "Egress") {
 		t.Errorf("NetworkPolicy policyTypes %v lacks Egress", types)
 	}
-	values := strs(dig(np, "spec", "podSelector", "matchExpressions", 0, "values"))
-	key := str(dig(np, "spec", "podSelector", "matchExpressions", 0, "key"))
-	for what, l := range map[string]any{"Deployment": podLabels, "Job": jobLabels} {
-		m, _ := l.(map[string]any)
-		if !slices.Contains(values, str(m[key])) {
+	for what, l := range pods {
+		labels, _ := l.(map[string]any)
+		if !podSelected(dig(np, "spec", "podSelector"), labels) {
 			t.Errorf("NetworkPolicy does not select the %s's pods (%v)", what, l)
 		}
 	}
@@ -203,6 +277,44 @@ func checkNetworkPolicy(t *testing.T, np map[string]any, podLabels map[string]an
 	if strings.Join(ports, " ") != strings.Join(want, " ") {
 		t.Errorf("NetworkPolicy egress ports %v; want exactly %v", ports, want)
 	}
+}
+
+// podSelected reports whether a label selector (matchLabels and
+// matchExpressions with In, NotIn, Exists, DoesNotExist) selects pods with
+// these labels. An empty selector selects every pod.
+func podSelected(selector any, labels map[string]any) bool {
+	ml, _ := dig(selector, "matchLabels").(map[string]any)
+	for k, v := range ml {
+		if l, ok := labels[k]; !ok || str(l) != str(v) {
+			return false
+		}
+	}
+	for i := 0; dig(selector, "matchExpressions", i) != nil; i++ {
+		e := dig(selector, "matchExpressions", i)
+		l, has := labels[str(dig(e, "key"))]
+		in := has && slices.Contains(strs(dig(e, "values")), str(l))
+		switch str(dig(e, "operator")) {
+		case "In":
+			if !in {
+				return false
+			}
+		case "NotIn":
+			if in {
+				return false
+			}
+		case "Exists":
+			if !has {
+				return false
+			}
+		case "DoesNotExist":
+			if has {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func strs(v any) []string {
