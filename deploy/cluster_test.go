@@ -108,7 +108,7 @@ type node struct {
 	log  string
 	dead atomic.Bool
 	done chan error
-	// webhooks and callbacks count what this replica answered.
+	// webhooks and callbacks count what this replica answered with 2xx.
 	webhooks, callbacks atomic.Int64
 	// shopify is this replica's own way to the fake store, so the test can
 	// stop it in the middle of a write-back.
@@ -343,6 +343,19 @@ func (c *cluster) spread() string {
 	return strings.Join(parts, "; ")
 }
 
+// eachAnswered reports whether every replica has answered a webhook and a
+// callback.
+func (c *cluster) eachAnswered() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, nd := range c.nodes {
+		if nd.webhooks.Load() == 0 || nd.callbacks.Load() == 0 {
+			return false
+		}
+	}
+	return len(c.nodes) > 0
+}
+
 // live lists the replicas still running.
 func (c *cluster) live() []*node {
 	c.mu.Lock()
@@ -412,6 +425,7 @@ func (c *cluster) webhook(nd *node, topic, productID string) {
 	}
 	if resp.StatusCode != http.StatusOK {
 		c.t.Errorf("%s to replica %d: %d", topic, nd.n, resp.StatusCode)
+		return
 	}
 	nd.webhooks.Add(1)
 }

@@ -103,7 +103,7 @@ func (c *cluster) forward(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		defer resp.Body.Close()
-		if strings.HasPrefix(r.URL.Path, "/rtb/callback/") {
+		if strings.HasPrefix(r.URL.Path, "/rtb/callback/") && resp.StatusCode < 300 {
 			nd.callbacks.Add(1)
 		}
 		for k, v := range resp.Header {

@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"gorm.io/gorm"
 
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
@@ -100,33 +103,48 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	if *longReplicas {
 		products = 60
 	}
+	// A short reconcile period puts a dozen periods inside the run, several
+	// of them after the kill.
+	const reconcileEvery = 5 * time.Second
+	if !configVars()["RECONCILE_INTERVAL"] || !configVars()["RTB_POLL_INTERVAL"] {
+		t.Fatal("config reads no RECONCILE_INTERVAL or RTB_POLL_INTERVAL")
+	}
 	c := newCluster(t, modelstest.NewURL(t, "mysql"), clusterOptions{
 		rtbNew: 300 * time.Millisecond, rtbProduction: 700 * time.Millisecond, rtbQuality: 300 * time.Millisecond,
-		// Where this version of config reads them, shorten the periods so
-		// several cron periods fall inside the run.
-		extraEnv: map[string]string{"RECONCILE_INTERVAL": "5s", "RTB_POLL_INTERVAL": "5s"},
+		extraEnv: map[string]string{"RECONCILE_INTERVAL": reconcileEvery.String(), "RTB_POLL_INTERVAL": "5s"},
 	})
 	began := time.Now()
 	c.start(3)
 	c.install()
 
 	half := products / 2
+	// Let the cron start before the kill, so its periods span it.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var n int64
+		c.db.Model(&models.CronRun{}).Where("name = ? AND finished_at IS NOT NULL", "reconcile").Count(&n)
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reconcile period finished within 30 s of the start")
+		}
+	}
 	// Kill a replica mid-run, in the middle of a write-back: once an image
-	// is written back, the next Admin API mutation any replica sends is
-	// held, never reaching the store, and the replica that sent it is
-	// killed while it waits for the answer, its job leased and its
-	// product locked.
+	// is written back and every replica has answered a callback, the next
+	// Admin API mutation any replica sends is held, never reaching the
+	// store, and the replica that sent it is killed while it waits for the
+	// answer, its job leased and its product locked.
 	before := createProducts(t, c, 0, half)
 	sendWebhooks(t, c, before, 0)
 	for deadline := time.Now().Add(60 * time.Second); !c.holdNext.Load(); time.Sleep(10 * time.Millisecond) {
 		for _, j := range c.jobs() {
-			if j.State == models.JobDone {
+			if j.State == models.JobDone && c.eachAnswered() {
 				c.holdNext.Store(true)
 				break
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no image written back within 60 s: %s", states(c.jobs()))
+			t.Fatalf("no image written back, or a replica without a callback, within 60 s: %s; %s", states(c.jobs()), c.spread())
 		}
 	}
 	var held heldCall
@@ -186,19 +204,34 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 		}
 	}
 
-	// Cron schedules start with each process, so the first periods fall a
-	// minute in (sooner where RECONCILE_INTERVAL is read): wait for some.
-	for deadline := began.Add(75 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	// The survivors go on running the cron: wait for a few reconcile
+	// periods after the kill (settling usually took longer already).
+	for deadline := killedAt.Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		var n int64
-		c.db.Model(&models.CronRun{}).Where("finished_at IS NOT NULL").Count(&n)
-		if n >= 1 {
+		c.db.Model(&models.CronRun{}).Where("name = ? AND finished_at IS NOT NULL AND started_at > ?", "reconcile", killedAt).Count(&n)
+		if n >= 3 {
 			break
 		}
 	}
 	jobs = c.jobs()
 	checkSubmittedOnce(t, c, jobs)
 	checkGalleries(t, c, all, jobs)
-	periods := checkCronOnce(t, c, killedAt)
+	c.mu.Lock()
+	nodes := append([]*node(nil), c.nodes...)
+	c.mu.Unlock()
+	for _, nd := range nodes {
+		if nd.webhooks.Load() == 0 || nd.callbacks.Load() == 0 {
+			t.Errorf("replica %d answered %d webhooks and %d callbacks; every replica must answer both (%s)", nd.n, nd.webhooks.Load(), nd.callbacks.Load(), c.spread())
+		}
+	}
+	// SIGTERM the survivors first: their ordered shutdown ends the cron,
+	// so every run of theirs either finished or was cancelled by it.
+	c.stopAll()
+	periods := checkCronPeriods(t, c.db, killedAt, map[string]time.Duration{
+		"reconcile": reconcileEvery,
+		// sync's schedule: every minute.
+		"rescue_leases": time.Minute,
+	})
 
 	took := settled.Sub(killedAt)
 	report := fmt.Sprintf("replicas: 3 serve processes on one MariaDB database, replica %d killed with SIGKILL at %.1fs (jobs then: %s)\n"+
@@ -321,35 +354,57 @@ func fetch(t *testing.T, u string) []byte {
 	return b
 }
 
-// checkCronOnce: each cron job ran at most once per period across the
-// replicas, and every run finished: apart from runs the killed replica left
-// behind, all that started before the kill, and runs that ended in
-// Shopify's throttling (the next period catches up; counted in the
-// report) or were cancelled by the survivors' shutdown at the end, none
-// ended in error. A period may have no run when every
-// replica was still busy with the previous one (cron skips a job still
-// running), which is harmless: reconciliation lists what changed since
-// the last pass.
-func checkCronOnce(t *testing.T, c *cluster, killedAt time.Time) string {
+// reporter is the part of *testing.T the checks use, so a test can feed
+// them wrong data and see them fail.
+type reporter interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// checkCronPeriods: each cron period ran exactly once across the replicas.
+// For the jobs with a known interval, every period from the first run to
+// the last has exactly one run, and it finished; the one exception is a
+// period the killed replica was running when it died (it never finishes, and
+// no one else may run it). Runs ended in Shopify's throttling (the next
+// period catches up) or cancelled by the survivors' final shutdown count as
+// finished; any other error fails. And the periods go on after the kill, run
+// by the survivors.
+//
+// Which replica owns a run is a random id the test cannot see, so the
+// killed replica is recognised by its runs: it started none after the kill,
+// and it is the only owner that may leave a run unfinished.
+func checkCronPeriods(t reporter, db *gorm.DB, killedAt time.Time, intervals map[string]time.Duration) string {
 	t.Helper()
-	// SIGTERM the survivors first: their ordered shutdown ends the cron,
-	// so every run either finished or was cancelled by it.
-	c.stopAll()
 	var runs []models.CronRun
-	if err := c.db.Order("name, period").Find(&runs).Error; err != nil {
-		t.Fatal(err)
+	if err := db.Order("name, period").Find(&runs).Error; err != nil {
+		t.Fatalf("%v", err)
 	}
-	byName := map[string][]models.CronRun{}
-	seen := map[string]int{}
+	if len(runs) == 0 {
+		t.Fatalf("no cron period fell inside the run")
+	}
+	aliveAfterKill := map[string]bool{}
+	for _, r := range runs {
+		if r.StartedAt.After(killedAt) {
+			aliveAfterKill[r.Owner] = true
+		}
+	}
+	byName := map[string]map[string][]models.CronRun{}
+	owners := map[string]bool{}
+	unfinishedBy := map[string]int{}
 	throttled, orphaned, cancelled := 0, 0, 0
 	for _, r := range runs {
-		seen[r.Name+" "+r.Period]++
-		byName[r.Name] = append(byName[r.Name], r)
+		if byName[r.Name] == nil {
+			byName[r.Name] = map[string][]models.CronRun{}
+		}
+		byName[r.Name][r.Period] = append(byName[r.Name][r.Period], r)
+		owners[r.Owner] = true
 		switch {
-		case r.FinishedAt == nil && !r.StartedAt.After(killedAt):
+		case r.FinishedAt == nil && !aliveAfterKill[r.Owner] && !r.StartedAt.After(killedAt):
 			orphaned++
+			unfinishedBy[r.Owner]++
 		case r.FinishedAt == nil:
-			t.Errorf("cron %s %s (owner %s) did not finish", r.Name, r.Period, r.Owner)
+			t.Errorf("cron %s %s (owner %s, a replica alive after the kill) did not finish", r.Name, r.Period, r.Owner)
 		case strings.Contains(r.Error, "throttled"):
 			throttled++
 		case strings.Contains(r.Error, "context canceled"):
@@ -358,11 +413,11 @@ func checkCronOnce(t *testing.T, c *cluster, killedAt time.Time) string {
 			t.Errorf("cron %s %s (owner %s): error %q", r.Name, r.Period, r.Owner, r.Error)
 		}
 	}
-	for k, n := range seen {
-		if n != 1 {
-			t.Errorf("cron period %s ran %d times", k, n)
-		}
+	// One replica died; it was running at most one period of each job.
+	if len(unfinishedBy) > 1 || orphaned > len(byName) {
+		t.Errorf("%d unfinished runs by %d replicas; only the killed one may leave runs unfinished, one per job at most", orphaned, len(unfinishedBy))
 	}
+
 	var names []string
 	for n := range byName {
 		names = append(names, n)
@@ -370,17 +425,59 @@ func checkCronOnce(t *testing.T, c *cluster, killedAt time.Time) string {
 	sort.Strings(names)
 	var parts []string
 	for _, name := range names {
-		owners := map[string]bool{}
-		for _, r := range byName[name] {
-			owners[r.Owner] = true
+		periods := byName[name]
+		for p, rs := range periods {
+			if len(rs) != 1 {
+				t.Errorf("cron %s period %s ran %d times", name, p, len(rs))
+			}
 		}
-		parts = append(parts, fmt.Sprintf("%s %d period(s), each once, by %d replica(s)", name, len(byName[name]), len(owners)))
-	}
-	if len(runs) == 0 {
-		t.Error("no cron period fell inside the run")
+		every, known := intervals[name]
+		span := ""
+		if known {
+			var times []time.Time
+			for p := range periods {
+				pt, err := time.Parse(time.RFC3339, p)
+				if err != nil {
+					t.Fatalf("cron %s period %q: %v", name, p, err)
+				}
+				if !pt.Equal(pt.Truncate(every)) {
+					t.Errorf("cron %s period %s does not start on a multiple of %v", name, p, every)
+				}
+				times = append(times, pt)
+			}
+			slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+			first, last := times[0], times[len(times)-1]
+			for at := first; !at.After(last); at = at.Add(every) {
+				if len(periods[at.UTC().Format(time.RFC3339)]) == 0 {
+					t.Errorf("cron %s: no replica ran the period %s (between the first, %s, and the last, %s)",
+						name, at.UTC().Format(time.TimeOnly), first.UTC().Format(time.TimeOnly), last.UTC().Format(time.TimeOnly))
+				}
+			}
+			span = fmt.Sprintf(" (every %v, %s to %s, none missing)", every, first.UTC().Format(time.TimeOnly), last.UTC().Format(time.TimeOnly))
+		}
+		byOwner := map[string]bool{}
+		beforeKill, afterKill, afterKillOwners := 0, 0, map[string]bool{}
+		for _, rs := range periods {
+			for _, r := range rs {
+				byOwner[r.Owner] = true
+				if !r.StartedAt.After(killedAt) {
+					beforeKill++
+				}
+				if r.StartedAt.After(killedAt) && r.FinishedAt != nil {
+					afterKill++
+					afterKillOwners[r.Owner] = true
+				}
+			}
+		}
+		if name == "reconcile" && afterKill < 2 {
+			t.Errorf("cron reconcile ran %d periods after the kill: the survivors must go on running the cron", afterKill)
+		}
+		parts = append(parts, fmt.Sprintf("%s %d period(s)%s, each once, by %d replica(s): %d before the kill, %d after it by %d survivor(s)",
+			name, len(periods), span, len(byOwner), beforeKill, afterKill, len(afterKillOwners)))
 	}
 	if throttled+orphaned+cancelled > 0 {
 		parts = append(parts, fmt.Sprintf("%d ended throttled by Shopify, %d cancelled by the final shutdown, %d left unfinished by the killed replica", throttled, cancelled, orphaned))
 	}
+	parts = append(parts, fmt.Sprintf("%d replicas ran cron periods", len(owners)))
 	return strings.Join(parts, "; ")
 }
