@@ -10,7 +10,6 @@ import (
 	"gorm.io/gorm"
 
 	"rtbshopify/models"
-	"rtbshopify/models/text"
 	"rtbshopify/rtb"
 	"rtbshopify/shopify/admin"
 )
@@ -54,16 +53,23 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 		return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": why}, nil, why)
 	}
 
-	// The webhook's view may be stale: read the image as it is now.
-	product, err := p.o.Admin(shop.Domain).Product(ctx, j.ProductID)
-	if errors.Is(err, admin.ErrNotFound) {
-		return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": "The product was deleted."}, nil, "product gone")
-	}
+	// The webhook's view may be stale: read the image as it is now, by id
+	// (reading the product would cost a point for each of its media and
+	// variants). Its position, variants and the product's title are the
+	// webhook's: the write-back reads them again when it needs them.
+	c := p.o.Admin(shop.Domain)
+	found, err := c.MediaByID(ctx, j.MediaID)
 	if err != nil {
-		return p.fail(ctx, l, err, "Could not read the product from Shopify.")
+		return p.fail(ctx, l, err, "Could not read the image from Shopify.")
 	}
-	m, variants := findMedia(product, j.MediaID)
-	if m == nil {
+	m, ok := found[j.MediaID]
+	if !ok {
+		// Deleted from the product, or with it.
+		if _, err := c.Gallery(ctx, j.ProductID); errors.Is(err, admin.ErrNotFound) {
+			return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": "The product was deleted."}, nil, "product gone")
+		} else if err != nil {
+			return p.fail(ctx, l, err, "Could not read the product from Shopify.")
+		}
 		return l.release(ctx, map[string]any{"state": models.JobSkipped, "error": "The image was removed from the product."}, nil, "media gone")
 	}
 	switch strings.ToUpper(m.Status) {
@@ -81,8 +87,7 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 	if m.URL == "" {
 		return p.fail(ctx, l, errNotReadyYet, "Shopify has not published the image yet.")
 	}
-	snapshot := map[string]any{"original_url": m.URL, "original_alt": m.Alt, "original_position": m.Position,
-		"original_filename": originalFilename(m.URL), "variant_ids": variantJSON(variants), "product_title": text.Truncate(product.Title, 500)}
+	snapshot := map[string]any{"original_url": m.URL, "original_alt": m.Alt, "original_filename": originalFilename(m.URL)}
 
 	// A process that is stopping starts no submission it might not see
 	// through: the job stays queued for the next worker.
