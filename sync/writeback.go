@@ -47,15 +47,16 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 			return err
 		}
 	}
-	img, err := p.o.Fetcher.Fetch(ctx, j.FinalImageURL)
-	if err != nil {
-		var de *rtb.DownloadError
-		if errors.As(err, &de) && !rtb.IsRetryable(err) {
-			return p.fail(ctx, l, err, fmt.Sprintf("The processed image from Remove The Background was refused (%s). Nothing was changed on the product.", de.Rule))
-		}
-		return p.fail(ctx, l, err, "Could not download the processed image from Remove The Background.")
-	}
 	c := p.o.Admin(shop.Domain)
+	var img *rtb.Image
+	// An approved image swapped in place already needs no bytes: only their
+	// processing is awaited, and the held copy they came from may be gone.
+	if j.Step != stepReplaced || j.ReviewDecidedAt == nil {
+		var msg string
+		if img, msg, err = p.processedImage(ctx, c, j); err != nil {
+			return p.fail(ctx, l, err, msg)
+		}
+	}
 	// In review mode the image waits in Files for the merchant's decision
 	// before anything on the product changes.
 	if held, err := p.holdForReview(ctx, l, settings, c, img); held || err != nil {
@@ -116,6 +117,42 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	return nil
 }
 
+// processedImage downloads the processed image, through the download
+// guard, with a message for the merchant when it cannot. Once the image is
+// held in Files for the merchant's review it comes from there: an approval
+// may come days after the delivery, when Remove The Background's link has
+// gone. That link is the fallback when the held file is gone from Files.
+func (p *Pipeline) processedImage(ctx context.Context, c *admin.Client, j *models.ImageJob) (*rtb.Image, string, error) {
+	if j.ReviewFileID != "" {
+		st, err := c.FileStatus(ctx, j.ReviewFileID)
+		if err != nil {
+			return nil, "Could not read the image held for review from Shopify.", err
+		}
+		if f := st[j.ReviewFileID]; f.Status == "READY" && f.URL != "" {
+			img, err := p.o.Fetcher.Fetch(ctx, f.URL)
+			if err == nil {
+				return img, "", nil
+			}
+			if rtb.IsRetryable(err) {
+				return nil, "Could not download the image held for review from Shopify.", err
+			}
+			p.log.Warn("image held for review refused; taking it from Remove The Background", "job", j.ID, "err", err)
+		}
+	}
+	img, err := p.o.Fetcher.Fetch(ctx, j.FinalImageURL)
+	if err != nil {
+		var de *rtb.DownloadError
+		if errors.As(err, &de) && !rtb.IsRetryable(err) {
+			if j.ReviewFileID != "" {
+				return nil, fmt.Sprintf("The image held for review is no longer in Files, and Remove The Background no longer serves it (%s). Nothing was changed on the product.", de.Rule), err
+			}
+			return nil, fmt.Sprintf("The processed image from Remove The Background was refused (%s). Nothing was changed on the product.", de.Rule), err
+		}
+		return nil, "Could not download the processed image from Remove The Background.", err
+	}
+	return img, "", nil
+}
+
 // originalFile is the original's file name and MIME type as Shopify has
 // them now (the job's record when the media is gone or not READY).
 func originalFile(j *models.ImageJob, orig *admin.Media) (string, string) {
@@ -146,19 +183,28 @@ func (w *writer) gone(ctx context.Context) error {
 	j := w.l.job
 	msg := "The original image was removed from the product before the processed one arrived; the product was left as it is."
 	fields := map[string]any{"state": models.JobFailed}
-	if w.up.data == nil {
-		fn, mime := originalFile(j, nil)
-		w.up = fitToOriginal(w.img, fn, mime)
-	}
-	name := processedName(j, w.up.ext)
-	id, err := w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
-		return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
-	})
-	if err != nil {
-		w.p.log.Warn("keep processed image of a removed original", "job", j.ID, "err", err)
-	} else {
-		msg += " The processed image is in Files as " + name + "."
-		fields["result_media_id"] = id
+	switch {
+	case j.ReviewFileID != "":
+		// The image held for review is that file already.
+		msg += " The processed image stays in Files."
+		fields["result_media_id"] = j.ReviewFileID
+	case w.img == nil:
+		// Its bytes were on the removed media: nothing is left to keep.
+	default:
+		if w.up.data == nil {
+			fn, mime := originalFile(j, nil)
+			w.up = fitToOriginal(w.img, fn, mime)
+		}
+		name := processedName(j, w.up.ext)
+		id, err := w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
+			return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
+		})
+		if err != nil {
+			w.p.log.Warn("keep processed image of a removed original", "job", j.ID, "err", err)
+		} else {
+			msg += " The processed image is in Files as " + name + "."
+			fields["result_media_id"] = id
+		}
 	}
 	fields["error"] = msg
 	return w.l.release(ctx, fields, nil, "original gone")
@@ -202,7 +248,38 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 	if err := w.waitReady(ctx, j.MediaID); err != nil {
 		return err
 	}
+	if err := w.dropHeld(ctx, product); err != nil {
+		return err
+	}
 	return w.finish(ctx, j.MediaID, "processed image in place of the original")
+}
+
+// dropHeld deletes the file an approved image was held in for review once
+// its bytes are the original's in place: the copy is no longer needed, and
+// would be left in Files as an orphan. Only the app's own held file is
+// deleted, and not when the merchant put it on this product by hand.
+func (w *writer) dropHeld(ctx context.Context, product *admin.Product) error {
+	j := w.l.job
+	id := j.ReviewFileID
+	if id == "" || id == j.MediaID || id == j.OriginalFileID {
+		return nil
+	}
+	if m, _ := findMedia(product, id); m != nil {
+		return nil
+	}
+	if err := w.c.DeleteFiles(ctx, id); err != nil {
+		if admin.IsRetryable(err) {
+			return err
+		}
+		// The product is done; a copy left in Files is not worth failing it.
+		w.p.log.Warn("delete the image held for review", "job", j.ID, "err", err)
+		return nil
+	}
+	if err := w.l.update(ctx, map[string]any{"review_file_id": ""}, "the approved image is in place; its held copy was deleted from Files"); err != nil {
+		return err
+	}
+	j.ReviewFileID = ""
+	return nil
 }
 
 var errCopyFailed = errors.New("shopify could not process the kept copy of the original")
@@ -391,6 +468,12 @@ func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, 
 func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt string) (string, bool, error) {
 	j := w.l.job
 	for try := 0; ; try++ {
+		if j.ResultMediaID == "" && j.ReviewFileID != "" && j.ReviewDecidedAt != nil {
+			// Approved: the file held for review is the processed image.
+			if err := w.l.update(ctx, map[string]any{"result_media_id": j.ReviewFileID}, "the image held for review goes on the product"); err != nil {
+				return "", false, err
+			}
+		}
 		if j.ResultMediaID == "" {
 			name := processedName(j, w.up.ext)
 			id, err := w.ensureFile(ctx, name, alt, func() (string, error) {
@@ -452,7 +535,17 @@ func (w *writer) forgetResult(ctx context.Context, cause error) error {
 		}
 		msg = "Shopify failed to process the processed image; it was deleted and is made again"
 	}
-	return w.l.update(ctx, map[string]any{"result_media_id": ""}, msg)
+	fields := map[string]any{"result_media_id": ""}
+	if id == j.ReviewFileID {
+		fields["review_file_id"] = ""
+	}
+	if err := w.l.update(ctx, fields, msg); err != nil {
+		return err
+	}
+	if id == j.ReviewFileID {
+		j.ReviewFileID = ""
+	}
+	return nil
 }
 
 func (w *writer) finish(ctx context.Context, resultID, msg string) error {
