@@ -43,6 +43,124 @@ func (w *writer) ensureFile(ctx context.Context, name, alt string, source func()
 	return id, err
 }
 
+// ensureMedia returns the processed image as a READY media of the
+// product, with alt as its alt text, and whether it attached it now. It is
+// created as a file with a name unique to the job (fileCreate refuses a
+// second one), then attached: a retry, or another worker after a crash,
+// finds it by name instead of adding a copy. A file Shopify failed to
+// process (or that is gone from Files) is forgotten and made again, as the
+// kept copy of an original is, so a failed file never blocks the job.
+func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt string) (string, bool, error) {
+	j := w.l.job
+	for try := 0; ; try++ {
+		if j.ResultMediaID == "" && j.ReviewFileID != "" && j.ReviewDecidedAt != nil {
+			// Approved: the file held for review is the processed image.
+			if err := w.l.update(ctx, map[string]any{"result_media_id": j.ReviewFileID}, "the image held for review goes on the product"); err != nil {
+				return "", false, err
+			}
+		}
+		if j.ResultMediaID == "" {
+			name := processedName(j, w.up.ext)
+			id, err := w.ensureFile(ctx, name, alt, func() (string, error) {
+				return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
+			})
+			if err != nil {
+				return "", false, err
+			}
+			if err := w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
+				return "", false, err
+			}
+		}
+		id := j.ResultMediaID
+		if m, _ := findMedia(product, id); m != nil && m.Status == "READY" {
+			return id, false, nil
+		}
+		// Shopify attaches only READY files to products, and a media found
+		// attached after a crash may still be processing.
+		err := w.waitReady(ctx, id)
+		if errors.Is(err, errMediaFailed) || errors.Is(err, admin.ErrNotFound) {
+			if ferr := w.forgetResult(ctx, err); ferr != nil {
+				return "", false, ferr
+			}
+			if try > 0 {
+				// Shopify may fail to fetch a source for a while: try again later.
+				return "", false, fmt.Errorf("%w: %w", errNotReadyYet, err)
+			}
+			continue
+		}
+		if err != nil {
+			return "", false, err
+		}
+		if m, _ := findMedia(product, id); m != nil {
+			return id, false, nil
+		}
+		// The alt text goes with the attach, in the same call: the file may
+		// have been made in an earlier attempt, before the merchant changed it.
+		if err := w.c.AttachFile(ctx, id, j.ProductID, &alt); err != nil {
+			return "", false, err
+		}
+		return id, true, nil
+	}
+}
+
+// forgetResult deletes the processed file the job made and recorded, which
+// Shopify failed to process (cause), and clears the record, so the next
+// try makes the file again instead of finding the failed one. Only the
+// app's own file is deleted: never the original or its kept copy.
+func (w *writer) forgetResult(ctx context.Context, cause error) error {
+	j := w.l.job
+	id := j.ResultMediaID
+	if id == "" || id == j.MediaID || id == j.OriginalFileID {
+		return cause
+	}
+	msg := "the processed image is no longer in Files; it is made again"
+	if errors.Is(cause, errMediaFailed) {
+		if err := w.c.DeleteFiles(ctx, id); err != nil {
+			return err
+		}
+		msg = "Shopify failed to process the processed image; it was deleted and is made again"
+	}
+	fields := map[string]any{"result_media_id": ""}
+	if id == j.ReviewFileID {
+		fields["review_file_id"] = ""
+	}
+	if err := w.l.update(ctx, fields, msg); err != nil {
+		return err
+	}
+	if id == j.ReviewFileID {
+		j.ReviewFileID = ""
+	}
+	return nil
+}
+
+// dropHeld deletes the file an approved image was held in for review once
+// its bytes are the original's in place: the copy is no longer needed, and
+// would be left in Files as an orphan. Only the app's own held file is
+// deleted, and not when the merchant put it on this product by hand.
+func (w *writer) dropHeld(ctx context.Context, product *admin.Product) error {
+	j := w.l.job
+	id := j.ReviewFileID
+	if id == "" || id == j.MediaID || id == j.OriginalFileID {
+		return nil
+	}
+	if m, _ := findMedia(product, id); m != nil {
+		return nil
+	}
+	if err := w.c.DeleteFiles(ctx, id); err != nil {
+		if admin.IsRetryable(err) {
+			return err
+		}
+		// The product is done; a copy left in Files is not worth failing it.
+		w.p.log.Warn("delete the image held for review", "job", j.ID, "err", err)
+		return nil
+	}
+	if err := w.l.update(ctx, map[string]any{"review_file_id": ""}, "the approved image is in place; its held copy was deleted from Files"); err != nil {
+		return err
+	}
+	j.ReviewFileID = ""
+	return nil
+}
+
 var errMediaFailed = errors.New("shopify could not process the uploaded image")
 
 func (w *writer) waitReady(ctx context.Context, id string) error {
