@@ -158,6 +158,7 @@ type Server struct {
 	cbFaults    CallbackFaults
 	callbacks   []CallbackAttempt
 	files       map[string]file // "{ticket}/{name}" → file
+	random      *randomFaults   // SetRandomFaults
 	closed      bool
 }
 
@@ -357,6 +358,9 @@ func (s *Server) record(next http.Handler) http.Handler {
 		s.mu.Lock()
 		s.requests = append(s.requests, rec)
 		f := s.takeFault(rec.Endpoint)
+		if f == nil {
+			f = s.drawRandomLocked(rec.Endpoint)
+		}
 		s.mu.Unlock()
 
 		if f != nil {

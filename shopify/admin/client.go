@@ -235,12 +235,12 @@ func (c *Client) attempt(ctx context.Context, op, doc string, vars map[string]an
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		// net/http errors carry the URL, never headers, so the token cannot leak here.
-		return 0, &TransportError{Operation: op, Err: err}
+		return 0, &TransportError{Operation: op, Err: err, callerDone: ctx.Err() != nil}
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	if err != nil {
-		return 0, &TransportError{Operation: op, Err: err}
+		return 0, &TransportError{Operation: op, Err: err, callerDone: ctx.Err() != nil}
 	}
 	c.observe(ctx, op, resp.Header)
 	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"))

@@ -142,7 +142,12 @@ func IsRetryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	// The caller's own context ending is final, even though net/http reports it as a timeout.
+	// The caller's own context ending is final, even though net/http reports it as a timeout;
+	// the HTTP client's own timeout (a call that hung) is worth another attempt.
+	var tr *TransportError
+	if errors.As(err, &tr) && !tr.callerDone {
+		return true
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
@@ -154,7 +159,6 @@ func IsRetryable(err error) bool {
 	if errors.As(err, &he) {
 		return he.Status >= 500 || he.Status == 429
 	}
-	var tr *TransportError
 	if errors.As(err, &tr) {
 		return true
 	}
@@ -168,6 +172,8 @@ func IsRetryable(err error) bool {
 type TransportError struct {
 	Operation string
 	Err       error
+	// callerDone: the caller's context had ended, which is why there was no answer.
+	callerDone bool
 }
 
 func (e *TransportError) Error() string {

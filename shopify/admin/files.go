@@ -120,7 +120,7 @@ func (c *Client) postUpload(ctx context.Context, target, contentType string, bod
 	req.Header.Set("Content-Type", contentType)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return &TransportError{Operation: "staged upload", Err: err}
+		return &TransportError{Operation: "staged upload", Err: err, callerDone: ctx.Err() != nil}
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))

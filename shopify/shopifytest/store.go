@@ -63,6 +63,7 @@ type Store struct {
 	stalled   bool           // media processing never finishes (StallProcessing)
 	failFiles int            // media processings left to fail (FailNextProcessing)
 	lockNext  int            // fileUpdate detaches left to refuse as FILE_LOCKED (LockNextDetach)
+	random    *randomFaults  // seeded random failures of GraphQL requests (SetRandomFaults)
 
 	done chan struct{} // closed by Close: stops background processing
 	bg   sync.WaitGroup
@@ -258,6 +259,9 @@ func (s *Store) withFaults(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/admin/") {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if s.randomFault(w, r, next) {
 			return
 		}
 		s.mu.Lock()

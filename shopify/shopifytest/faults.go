@@ -1,0 +1,148 @@
+package shopifytest
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FaultKind is one way a GraphQL request fails under RandomFaults.
+type FaultKind string
+
+// The kinds of injected failures.
+const (
+	FaultServerError FaultKind = "500"       // HTTP 500, nothing done
+	FaultTooMany     FaultKind = "429"       // HTTP 429 with Retry-After, nothing done
+	FaultThrottled   FaultKind = "THROTTLED" // HTTP 200 with a THROTTLED error, nothing done
+	FaultHang        FaultKind = "hang"      // no answer until the client gives up, nothing done
+	// FaultHangAfter runs the request, then gives no answer until the
+	// client gives up: a mutation happened that the client never hears of.
+	FaultHangAfter FaultKind = "hang-after"
+)
+
+// AllFaultKinds lists every kind, for RandomFaults.Kinds.
+var AllFaultKinds = []FaultKind{FaultServerError, FaultTooMany, FaultThrottled, FaultHang, FaultHangAfter}
+
+// RandomFaults makes a share of the Admin API's GraphQL requests fail, drawn
+// from a seeded source so a failing run can be repeated.
+type RandomFaults struct {
+	Seed  uint64
+	Rate  float64     // share of requests that fail, 0 to 1
+	Kinds []FaultKind // drawn uniformly; nil means AllFaultKinds
+	// Hang bounds how long a hung request is held when the client does not
+	// give up first (default one minute).
+	Hang time.Duration
+}
+
+type randomFaults struct {
+	mu     sync.Mutex
+	cfg    RandomFaults
+	rnd    *rand.Rand
+	counts map[FaultKind]int
+}
+
+// SetRandomFaults starts (or, with Rate 0, stops) random failures of
+// GraphQL requests; the counts of InjectedFaults start again from zero.
+func (s *Store) SetRandomFaults(f RandomFaults) {
+	if len(f.Kinds) == 0 {
+		f.Kinds = AllFaultKinds
+	}
+	if f.Hang <= 0 {
+		f.Hang = time.Minute
+	}
+	rf := &randomFaults{cfg: f, rnd: rand.New(rand.NewPCG(f.Seed, f.Seed^0x9e3779b97f4a7c15)), counts: map[FaultKind]int{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.random = rf
+}
+
+// InjectedFaults counts the failures RandomFaults caused, by kind.
+func (s *Store) InjectedFaults() map[FaultKind]int {
+	s.mu.Lock()
+	rf := s.random
+	s.mu.Unlock()
+	out := map[FaultKind]int{}
+	if rf == nil {
+		return out
+	}
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	for k, v := range rf.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// draw picks the fault for one request, "" for none.
+func (rf *randomFaults) draw() FaultKind {
+	rf.mu.Lock()
+	defer rf.mu.Unlock()
+	if rf.cfg.Rate <= 0 || rf.rnd.Float64() >= rf.cfg.Rate {
+		return ""
+	}
+	k := rf.cfg.Kinds[rf.rnd.IntN(len(rf.cfg.Kinds))]
+	rf.counts[k]++
+	return k
+}
+
+// randomFault answers r with a drawn failure and reports whether it did.
+func (s *Store) randomFault(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+	if !strings.HasPrefix(r.URL.Path, "/admin/api/") {
+		return false
+	}
+	s.mu.Lock()
+	rf := s.random
+	s.mu.Unlock()
+	if rf == nil {
+		return false
+	}
+	kind := rf.draw()
+	if kind == "" {
+		return false
+	}
+	rec := Request{Time: s.opts.Now(), Shop: r.Host, Path: r.URL.Path}
+	switch kind {
+	case FaultServerError, FaultTooMany:
+		rec.Status = http.StatusInternalServerError
+		if kind == FaultTooMany {
+			rec.Status, rec.Throttled = http.StatusTooManyRequests, true
+			w.Header().Set("Retry-After", fmt.Sprintf("%.3f", s.opts.RetryAfter.Seconds()))
+		}
+		s.record(rec)
+		writeJSON(w, rec.Status, map[string]any{"errors": http.StatusText(rec.Status)})
+	case FaultThrottled:
+		rec.Status, rec.Throttled = http.StatusOK, true
+		s.record(rec)
+		s.mu.Lock()
+		status := map[string]any{"maximumAvailable": s.opts.BucketSize, "currentlyAvailable": s.opts.BucketSize, "restoreRate": s.opts.RestoreRate}
+		if sh, ok := s.shopFromHost(r); ok {
+			sh.bucket.refill(s.opts.Now(), s.opts.BucketSize, s.opts.RestoreRate)
+			status["currentlyAvailable"] = sh.bucket.available
+		}
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{
+			"errors":     []map[string]any{{"message": "Throttled", "extensions": map[string]any{"code": "THROTTLED"}}},
+			"extensions": map[string]any{"cost": map[string]any{"requestedQueryCost": 0, "actualQueryCost": nil, "throttleStatus": status}},
+		})
+	case FaultHang, FaultHangAfter:
+		if kind == FaultHangAfter {
+			next.ServeHTTP(httptest.NewRecorder(), r) // done, and recorded by the handler
+		} else {
+			s.record(rec)
+		}
+		t := time.NewTimer(rf.cfg.Hang)
+		defer t.Stop()
+		select {
+		case <-r.Context().Done():
+		case <-s.done:
+		case <-t.C:
+		}
+		// The client gave up (or the bound passed): close without an answer.
+		panic(http.ErrAbortHandler)
+	}
+	return true
+}
