@@ -157,6 +157,14 @@ func (d *Downloader) resolve(ctx context.Context, network, addr string) ([]netip
 		// A literal is checked as written: ::ffff:10.0.0.1 stays IPv6-mapped
 		// and is refused as such.
 		ips = []netip.Addr{ip.WithZone("")}
+	} else if numericHost(host) {
+		// 2130706433, 0177.0.0.1, 0x7f.1, 127.1: resolvers disagree on
+		// these (the C library reads them as 127.0.0.1, Go's resolver asks
+		// DNS), so none is trusted to mean a public address.
+		return nil, &DownloadError{Rule: RuleAddress, URL: host, Detail: "an IP address in a non-standard spelling (decimal, octal, hex or shortened)"}
+	} else if h := strings.ToLower(strings.TrimSuffix(host, ".")); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		// Reserved for this machine (RFC 6761), whatever DNS says of it.
+		return nil, &DownloadError{Rule: RuleAddress, URL: host, Detail: "a name reserved for this machine"}
 	} else {
 		lookup := d.lookup
 		if lookup == nil {
@@ -185,6 +193,27 @@ func (d *Downloader) resolve(ctx context.Context, network, addr string) ([]netip
 		out = append(out, ap)
 	}
 	return out, nil
+}
+
+// numericHost reports whether host ends in a numeric label, as the URL
+// standard reads a host: then it is an IPv4 address in some spelling, never
+// a name (no top-level domain is a number).
+func numericHost(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	if last == "" {
+		return false
+	}
+	digits := "0123456789"
+	if len(last) >= 2 && last[0] == '0' && (last[1] == 'x' || last[1] == 'X') {
+		last, digits = last[2:], "0123456789abcdefABCDEF"
+	}
+	for _, c := range last {
+		if !strings.ContainsRune(digits, c) {
+			return false
+		}
+	}
+	return true
 }
 
 // check applies the address rule to one destination.
@@ -280,8 +309,9 @@ var imageTypes = map[string]struct{ format, ext string }{
 }
 
 // CheckImage applies the type and dimension rules to bytes already in memory
-// (at most MaxImageBytes): sniff the type, then read only the header. Nothing
-// decodes the pixels here, so a small file declaring a huge image (a
+// (at most MaxImageBytes): sniff the type, read only the header, then walk
+// the format's structure to its end, which must be the end of the data.
+// Nothing decodes the pixels here, so a small file declaring a huge image (a
 // decompression bomb) is refused before it can allocate anything.
 func CheckImage(data []byte) (*Image, error) {
 	if len(data) > MaxImageBytes {
@@ -302,6 +332,13 @@ func CheckImage(data []byte) (*Image, error) {
 	w, h := cfg.Width, cfg.Height
 	if w <= 0 || h <= 0 || w > MaxImageSide || h > MaxImageSide || int64(w)*int64(h) > MaxImagePixels {
 		return nil, &DownloadError{Rule: RuleDimensions, Detail: fmt.Sprintf("%d×%d exceeds %d×%d or %d pixels", w, h, MaxImageSide, MaxImageSide, MaxImagePixels)}
+	}
+	if end := imageEnd(t.format, data); end != len(data) {
+		detail := "the file is cut short or broken"
+		if end > 0 {
+			detail = fmt.Sprintf("%d bytes follow the end of the image", len(data)-end)
+		}
+		return nil, &DownloadError{Rule: RuleType, Detail: ct + ": " + detail}
 	}
 	return &Image{Data: data, ContentType: ct, Ext: t.ext, Width: w, Height: h}, nil
 }

@@ -52,8 +52,8 @@ func tinyWebP() []byte {
 	return b
 }
 
-// pngBomb is a valid PNG signature and IHDR declaring w×h, with nothing else:
-// a full decode would try to allocate w*h*4 bytes.
+// pngBomb is a valid PNG signature and IHDR declaring w×h, then IEND with
+// nothing between: a full decode would try to allocate w*h*4 bytes.
 func pngBomb(w, h uint32) []byte {
 	var b bytes.Buffer
 	b.WriteString("\x89PNG\r\n\x1a\n")
@@ -65,6 +65,7 @@ func pngBomb(w, h uint32) []byte {
 	binary.Write(&b, binary.BigEndian, uint32(len(ihdr)))
 	b.Write(chunk)
 	binary.Write(&b, binary.BigEndian, crc32.ChecksumIEEE(chunk))
+	b.Write([]byte("\x00\x00\x00\x00IEND\xae\x42\x60\x82"))
 	return b.Bytes()
 }
 
