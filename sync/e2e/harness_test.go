@@ -67,6 +67,9 @@ type harnessOptions struct {
 	// rate limit does not set their pace.
 	restoreRate float64
 	scope       string // imageScope; "" means all
+	// guardedDownloads refuses downloads from loopback and private
+	// addresses, as in production (the fake services are on loopback).
+	guardedDownloads bool
 }
 
 func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
@@ -94,7 +97,7 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 	cfg := config.Config{
 		AppURL: appURL, ShopifyAPIKey: "test-key", ShopifyAPISecret: "test-secret", ShopifyAPIVersion: "2026-10",
 		ShopifyScopes: []string{"read_products", "write_products", "write_files"}, ShopifyAdminBaseURL: store.URL(),
-		RTBBaseURL: fakeRTB.BaseURL(), RTBFilesBaseURL: fakeRTB.URL() + "/", AllowPrivateDownloads: true, Workers: 2,
+		RTBBaseURL: fakeRTB.BaseURL(), RTBFilesBaseURL: fakeRTB.URL() + "/", AllowPrivateDownloads: !ho.guardedDownloads, Workers: 2,
 		EncryptionKeys: []config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{9}, 32)}},
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
