@@ -108,7 +108,7 @@ func countConnections(t *testing.T, addr string) *connCounter {
 func manyImages(title string, n int) shopifytest.NewProduct {
 	np := shopifytest.NewProduct{Title: title}
 	for i := range n {
-		bg := color.RGBA{uint8(120 + i*3), uint8(200 - i*2), uint8(90 + i*4), 255}
+		bg := color.RGBA{uint8(120 + i*3%120), uint8(200 - i*2%100), uint8(90 + i*4%150), 255}
 		np.Images = append(np.Images, shopifytest.NewImage{Filename: fmt.Sprintf("%s-%d.jpg", title, i), Data: photo("jpeg", bg), Alt: "View " + fmt.Sprint(i)})
 	}
 	return np

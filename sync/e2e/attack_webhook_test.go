@@ -148,30 +148,24 @@ func attackWebhooks(t *testing.T, db *gorm.DB, tally *attackTally) {
 		t.Fatalf("the genuine delivery: %d %s", status, answer)
 	}
 	deliveries++
-	replays := []struct {
+	type replay struct {
 		name string
 		req  func() *http.Request
-	}{}
-	for i := 0; i < 10; i++ {
-		replays = append(replays, struct {
-			name string
-			req  func() *http.Request
-		}{"the same delivery again", func() *http.Request { return h.webhookRequest("products/create", "replay-1", body, nil) }})
+	}
+	var replays []replay
+	for range 10 {
+		replays = append(replays, replay{"the same delivery again", func() *http.Request {
+			return h.webhookRequest("products/create", "replay-1", body, nil)
+		}})
 	}
 	for _, topic := range []string{"products/create", "products/update"} {
-		for i := 0; i < 3; i++ {
-			replays = append(replays, struct {
-				name string
-				req  func() *http.Request
-			}{"its id with another product's signed body", func() *http.Request {
+		for range 3 {
+			replays = append(replays, replay{"its id with another product's signed body", func() *http.Request {
 				return h.webhookRequest(topic, "replay-1", otherBody, nil)
 			}})
 		}
 	}
-	replays = append(replays, struct {
-		name string
-		req  func() *http.Request
-	}{"its id with spaces around it", func() *http.Request {
+	replays = append(replays, replay{"its id with spaces around it", func() *http.Request {
 		return h.webhookRequest("products/create", "  replay-1 ", otherBody, nil)
 	}})
 	for _, r := range replays {
