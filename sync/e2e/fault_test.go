@@ -41,13 +41,16 @@ import (
 // FAULT_SEED picks the first seed, to repeat a failing run.
 var faultLong = flag.Bool("fault.long", os.Getenv("FAULT_LONG") != "", "fault suite: 40 products of 4 images and 3 seeds instead of 6 products of 3 images and 1 seed")
 
-type faultScale struct{ products, images, seeds int }
+type faultScale struct {
+	products, images, seeds int
+	limit                   time.Duration // for the jobs of one run to settle
+}
 
 func faultSize() faultScale {
 	if *faultLong {
-		return faultScale{products: 40, images: 4, seeds: 3}
+		return faultScale{products: 40, images: 4, seeds: 3, limit: 10 * time.Minute}
 	}
-	return faultScale{products: 6, images: 3, seeds: 1}
+	return faultScale{products: 6, images: 3, seeds: 1, limit: 90 * time.Second}
 }
 
 func faultSeed() uint64 {
@@ -102,7 +105,9 @@ type faultRun struct {
 func newFaultRun(t *testing.T, db *gorm.DB, kind string) *faultRun {
 	t.Helper()
 	store := shopifytest.New(shopifytest.Options{APIKey: "test-key", APISecret: "test-secret", MediaProcessingDelay: 30 * time.Millisecond,
-		WebhookRetryInterval: 50 * time.Millisecond, RetryAfter: 50 * time.Millisecond})
+		WebhookRetryInterval: 50 * time.Millisecond, RetryAfter: 50 * time.Millisecond,
+		// The rate limit does not set the pace here (THROTTLED is injected).
+		RestoreRate: 2000})
 	t.Cleanup(store.Close)
 	store.AddShop(shopDomain)
 	fakeRTB := rtbtest.New(rtbtest.Options{
@@ -445,7 +450,7 @@ func TestFaults(t *testing.T) {
 					r.start()
 					stop := k.inject(t, r, seed)
 					r.announce()
-					jobs, took := r.settle(size.products*size.images, 90*time.Second)
+					jobs, took := r.settle(size.products*size.images, size.limit)
 					injected, n := r.faults()
 					stop()
 					if n == 0 {
@@ -524,7 +529,7 @@ func injectDatabase(t *testing.T, r *faultRun, seed uint64) func() {
 	kills, rounds := 0, 0
 	go func() {
 		defer close(done)
-		for _, after := range []time.Duration{300, 700, 900} {
+		for _, after := range []time.Duration{150, 300, 300} {
 			select {
 			case <-stop:
 				return
@@ -559,7 +564,7 @@ func injectClock(t *testing.T, r *faultRun, seed uint64) func() {
 			select {
 			case <-stop:
 				return
-			case <-time.After(250 * time.Millisecond):
+			case <-time.After(150 * time.Millisecond):
 			}
 			d := steps[i%len(steps)]
 			r.clock.Jump(d)
