@@ -23,37 +23,80 @@ const maxBulkReview = 1000
 // It reports whether it held the job (or failed trying): the write-back
 // goes on only when it did not. The file has the name the write-back's
 // new-media path gives the processed image, so an approval attaches this
-// very file instead of uploading a second copy.
+// very file instead of uploading a second copy. A held file Shopify failed
+// to process (or that is gone from Files) is forgotten and made again, so
+// a failed file never blocks the job or its Retry.
 func (p *Pipeline) holdForReview(ctx context.Context, l *lease, s Settings, c *admin.Client, img *rtb.Image) (bool, error) {
 	j := l.job
 	if s.Publish != PublishReview || j.ReviewDecidedAt != nil {
 		return false, nil
 	}
 	w := &writer{p: p, l: l, c: c, img: img, up: delivered(img, "")}
-	id := j.ReviewFileID
-	if id == "" {
-		name := processedName(j, w.up.ext)
-		var err error
-		id, err = w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
-			return c.StageUpload(ctx, name, w.up.mime, w.up.data)
-		})
+	for try := 0; ; try++ {
+		if j.ReviewFileID == "" {
+			name := processedName(j, w.up.ext)
+			id, err := w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
+				return c.StageUpload(ctx, name, w.up.mime, w.up.data)
+			})
+			if err != nil {
+				return true, p.fail(ctx, l, err, "Could not keep the processed image in Files for review.")
+			}
+			if err := l.update(ctx, map[string]any{"review_file_id": id}, "processed image kept in Files for review"); err != nil {
+				return true, err
+			}
+			j.ReviewFileID = id
+		}
+		// The dashboard shows the file: wait until Shopify serves it.
+		err := w.waitReady(ctx, j.ReviewFileID)
+		if errors.Is(err, errMediaFailed) || errors.Is(err, admin.ErrNotFound) {
+			if ferr := w.forgetHeld(ctx, err); ferr != nil {
+				return true, p.fail(ctx, l, ferr, "Could not replace the image held for review that Shopify failed to process.")
+			}
+			if try > 0 {
+				// Shopify may fail to fetch a source for a while: try
+				// again later, and fail clearly once the attempts are used up.
+				return true, p.fail(ctx, l, fmt.Errorf("%w: %w", errNotReadyYet, err),
+					"Shopify could not process the image kept in Files for review; the product is unchanged.")
+			}
+			continue
+		}
 		if err != nil {
-			return true, p.fail(ctx, l, err, "Could not keep the processed image in Files for review.")
+			return true, p.fail(ctx, l, err, writeBackFailure(err))
 		}
-		if err := l.update(ctx, map[string]any{"review_file_id": id}, "processed image kept in Files for review"); err != nil {
-			return true, err
-		}
-	}
-	// The dashboard shows the file: wait until Shopify serves it.
-	if err := w.waitReady(ctx, id); err != nil {
-		return true, p.fail(ctx, l, err, writeBackFailure(err))
+		break
 	}
 	url := ""
-	if st, err := c.FileStatus(ctx, id); err == nil {
-		url = st[id].URL
+	if st, err := c.FileStatus(ctx, j.ReviewFileID); err == nil {
+		url = st[j.ReviewFileID].URL
 	}
 	return true, l.release(ctx, map[string]any{"state": models.JobAwaitingReview, "review_held_at": p.now(), "processed_url": url,
 		"attempts": 0, "error": ""}, nil, "held for the merchant's review; the product is unchanged")
+}
+
+// forgetHeld deletes the file the job made and recorded to hold its image
+// for review, which Shopify failed to process (cause), and clears the
+// record, so the next try makes the file again under the same name instead
+// of finding the failed one. Only that file of the app's is deleted: never
+// the original or its kept copy.
+func (w *writer) forgetHeld(ctx context.Context, cause error) error {
+	j := w.l.job
+	id := j.ReviewFileID
+	if id == "" || id == j.MediaID || id == j.OriginalFileID || id == j.ResultMediaID {
+		return cause
+	}
+	msg := "the image held for review is no longer in Files; it is made again"
+	if errors.Is(cause, errMediaFailed) {
+		// A failed file is on no product: Shopify attaches only READY ones.
+		if err := w.c.DeleteFiles(ctx, id); err != nil {
+			return err
+		}
+		msg = "Shopify failed to process the image held for review; it was deleted and is made again"
+	}
+	if err := w.l.update(ctx, map[string]any{"review_file_id": ""}, msg); err != nil {
+		return err
+	}
+	j.ReviewFileID = ""
+	return nil
 }
 
 // Approve writes a held image back to the product, exactly as an automatic
