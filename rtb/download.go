@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"code.dny.dev/ssrf"
 	_ "golang.org/x/image/webp"
+	"golang.org/x/sync/semaphore"
 )
 
 // Every URL the app downloads from comes from outside (Shopify payloads,
@@ -32,6 +35,11 @@ const (
 	MaxImageSide   = 4472
 	MaxImagePixels = 20_000_000
 	maxRedirects   = 3
+	// HeldImageBytes bounds the downloaded images a Downloader holds in
+	// memory at once: three at Shopify's limit, or many of the usual size.
+	// A download waits for room, so 8 workers of 20 MB images cannot hold
+	// 160 MB between them.
+	HeldImageBytes = 3 * MaxImageBytes
 )
 
 // Rules a download can break; DownloadError.Rule is one of these.
@@ -66,6 +74,17 @@ type Image struct {
 	Ext         string // ".jpg", ".png", ".webp" or ".gif"
 	Width       int
 	Height      int
+
+	release func() // gives Data's room back to the Downloader; nil for CheckImage's
+}
+
+// Release gives the image's room back to its Downloader once the caller is
+// done with Data. An image never released gives it back when it is garbage
+// collected, later. A nil image has nothing to release.
+func (i *Image) Release() {
+	if i != nil && i.release != nil {
+		i.release()
+	}
 }
 
 // Downloader fetches images with the guard described in the package docs. It
@@ -74,6 +93,7 @@ type Downloader struct {
 	allowPrivate bool
 	guard        *ssrf.Guardian
 	client       *http.Client
+	held         *semaphore.Weighted // bytes of downloaded images not yet released
 
 	// Test seams, set only by tests before first use: exempt lets a loopback
 	// test server count as public while every other address is still checked;
@@ -90,6 +110,7 @@ func NewDownloader(allowPrivate bool) *Downloader {
 		// Ports 80 and 443 only: image hosts use nothing else, and other ports
 		// on public hosts are how SSRF probes services.
 		guard: ssrf.New(ssrf.WithPorts(80, 443)),
+		held:  semaphore.NewWeighted(HeldImageBytes),
 	}
 	tr := &http.Transport{
 		Proxy:                 nil, // a proxy would make the dial-time check meaningless
@@ -260,6 +281,14 @@ func (d *Downloader) Fetch(ctx context.Context, rawURL string) (*Image, error) {
 	req.Header.Set("Accept", "image/jpeg, image/png, image/webp, image/gif")
 	req.Header.Set("User-Agent", "rtbshopify")
 
+	// Room for the largest image is taken before the download starts and
+	// what the image does not need is given back once it is read.
+	if err := d.held.Acquire(ctx, MaxImageBytes); err != nil {
+		return nil, &TransientError{Op: OpDownload, URL: safeURL, Err: fmt.Errorf("wait for memory: %w", err)}
+	}
+	held := int64(MaxImageBytes)
+	defer func() { d.held.Release(held) }()
+
 	resp, err := d.client.Do(req)
 	if err != nil {
 		err = unwrapURLError(err)
@@ -281,7 +310,7 @@ func (d *Downloader) Fetch(ctx context.Context, rawURL string) (*Image, error) {
 	if resp.ContentLength > MaxImageBytes {
 		return nil, &DownloadError{Rule: RuleSize, URL: safeURL, Detail: fmt.Sprintf("%d bytes announced, limit %d", resp.ContentLength, MaxImageBytes)}
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxImageBytes+1))
+	data, err := readBody(resp.Body, resp.ContentLength)
 	if err != nil {
 		return nil, &TransientError{Op: OpDownload, URL: safeURL, Err: fmt.Errorf("read body: %w", unwrapURLError(err))}
 	}
@@ -296,7 +325,26 @@ func (d *Downloader) Fetch(ctx context.Context, rawURL string) (*Image, error) {
 		}
 		return nil, err
 	}
+	keep := min(int64(cap(data)), held)
+	d.held.Release(held - keep)
+	held = 0
+	img.release = sync.OnceFunc(func() { d.held.Release(keep) })
+	runtime.AddCleanup(img, func(release func()) { release() }, img.release)
 	return img, nil
+}
+
+// readBody reads at most MaxImageBytes+1 bytes of body. An announced size
+// (never above the limit here) is read into one slice of that size, so the
+// image is never copied or its buffer regrown on the way in.
+func readBody(body io.Reader, announced int64) ([]byte, error) {
+	if announced < 0 {
+		return io.ReadAll(io.LimitReader(body, MaxImageBytes+1))
+	}
+	// bytes.MinRead spare: reading up to the announced size ends at EOF
+	// without growing the buffer.
+	buf := bytes.NewBuffer(make([]byte, 0, announced+bytes.MinRead))
+	_, err := buf.ReadFrom(io.LimitReader(body, MaxImageBytes+1))
+	return buf.Bytes(), err
 }
 
 // imageTypes maps sniffed content types to the DecodeConfig format name and

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	stdimage "image"
 	"image/color"
@@ -10,10 +11,12 @@ import (
 	"image/jpeg"
 	"image/png"
 	"path"
+	"runtime/debug"
 	"strings"
 
 	"github.com/HugoSmits86/nativewebp"
 	_ "golang.org/x/image/webp" // Remove The Background may deliver WEBP
+	"golang.org/x/sync/semaphore"
 
 	"rtbshopify/rtb"
 )
@@ -34,6 +37,12 @@ type upload struct {
 }
 
 const jpegQuality = 95
+
+// conversions bounds the pixels decoded for conversion at once across the
+// process: a 20-megapixel image decodes to 80 MB, and every worker may be
+// converting one. One image at Shopify's limit converts at a time, or
+// several smaller ones.
+var conversions = semaphore.NewWeighted(rtb.MaxImagePixels)
 
 // formatOf maps an extension or a MIME type to an image format name
 // ("jpeg", "png", "gif", "webp"), "" when unknown.
@@ -96,6 +105,26 @@ func fitToOriginal(img *rtb.Image, filename, mime string) upload {
 		return upload{data: img.Data, ext: ext, mime: mimeOfFormat(want), inPlace: true,
 			why: "replaced in place: delivered as " + strings.ToUpper(got) + " like the original"}
 	}
+	// Converting is the one step that needs the pixels, 4 bytes each: it
+	// waits for its share of the process's pixel budget.
+	pixels := min(max(int64(img.Width)*int64(img.Height), 1), rtb.MaxImagePixels)
+	conversions.Acquire(context.Background(), pixels)
+	defer conversions.Release(pixels)
+	if pixels >= rtb.MaxImagePixels/4 {
+		// Tens of megabytes of pixels: collect before they are allocated
+		// and once they are garbage, rather than whenever the collector
+		// would, so they never stack on other garbage or the next
+		// conversion's pixels. Two collections cost little next to a
+		// decode this size.
+		debug.FreeOSMemory()
+		defer debug.FreeOSMemory()
+	}
+	return convert(img, ext, want, got)
+}
+
+// convert decodes the delivered image and encodes it as the original's
+// format want, or says why it cannot without a loss the merchant would see.
+func convert(img *rtb.Image, ext, want, got string) upload {
 	src, _, err := stdimage.Decode(bytes.NewReader(img.Data))
 	if err != nil {
 		return delivered(img, fmt.Sprintf("added as a new image: the delivered %s could not be decoded for conversion (%v)", strings.ToUpper(got), err))

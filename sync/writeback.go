@@ -57,6 +57,7 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 			return p.fail(ctx, l, err, msg)
 		}
 	}
+	defer img.Release()
 	// In review mode the image waits in Files for the merchant's decision
 	// before anything on the product changes.
 	if held, err := p.holdForReview(ctx, l, settings, c, img); held || err != nil {

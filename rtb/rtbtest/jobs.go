@@ -184,7 +184,11 @@ func (s *Server) deliver(j *job, now time.Time) {
 	data, err := s.download(src)
 	var out []byte
 	var ext, ctype string
-	if err == nil {
+	switch r := s.opts.Result; {
+	case err != nil:
+	case r != nil:
+		out, ctype, ext = r.Data, r.ContentType, resultExts[r.ContentType]
+	default:
 		out, ext, ctype, err = removeBackground(data, transparent)
 	}
 	s.mu.Lock()
@@ -201,6 +205,8 @@ func (s *Server) deliver(j *job, now time.Time) {
 	j.nextCallback = now
 	s.log.Info("rtbtest: image delivered", "ticket", ticket, "file", j.finalPath)
 }
+
+var resultExts = map[string]string{"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif"}
 
 func (s *Server) download(src string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -95,6 +95,18 @@ type Options struct {
 	TickInterval time.Duration
 	HTTPClient   *http.Client // for downloads and webhooks; nil: 10 s timeout
 	Logger       *slog.Logger
+	// Result, when set, is delivered for every image as is, in place of the
+	// editor's cut-out (the source is still downloaded). Benchmarks use it
+	// for images at Shopify's limits, which the flood fill would spend
+	// seconds and hundreds of megabytes on.
+	Result *Result
+}
+
+// Result is a delivered file: its bytes and their MIME type (image/jpeg,
+// image/png, image/webp or image/gif).
+type Result struct {
+	Data        []byte
+	ContentType string
 }
 
 // CallbackFormat is the webhook body encoding.

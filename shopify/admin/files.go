@@ -40,6 +40,11 @@ func (n fileNode) file() File {
 	return f
 }
 
+type stagedParameter struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
 type filesPayload struct {
 	Files      []fileNode     `json:"files"`
 	UserErrors []gqlUserError `json:"userErrors"`
@@ -52,12 +57,9 @@ func (c *Client) StageUpload(ctx context.Context, filename, mimeType string, dat
 	var out struct {
 		StagedUploadsCreate struct {
 			StagedTargets []struct {
-				URL         string `json:"url"`
-				ResourceURL string `json:"resourceUrl"`
-				Parameters  []struct {
-					Name  string `json:"name"`
-					Value string `json:"value"`
-				} `json:"parameters"`
+				URL         string            `json:"url"`
+				ResourceURL string            `json:"resourceUrl"`
+				Parameters  []stagedParameter `json:"parameters"`
 			} `json:"stagedTargets"`
 			UserErrors []gqlUserError `json:"userErrors"`
 		} `json:"stagedUploadsCreate"`
@@ -78,27 +80,13 @@ func (c *Client) StageUpload(ctx context.Context, filename, mimeType string, dat
 	}
 	t := p.StagedTargets[0]
 
-	// The storage behind the target wants the signed parameters first and the file last.
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
-	for _, prm := range t.Parameters {
-		if err := mw.WriteField(prm.Name, prm.Value); err != nil {
-			return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
-		}
-	}
-	fw, err := mw.CreateFormFile("file", filename)
+	form, err := newUploadForm(t.Parameters, filename, data)
 	if err != nil {
-		return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
-	}
-	if _, err := fw.Write(data); err != nil {
-		return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
-	}
-	if err := mw.Close(); err != nil {
 		return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
 	}
 	var lastErr error
 	for attempt := 1; attempt <= c.opts.MaxAttempts; attempt++ {
-		lastErr = c.postUpload(ctx, t.URL, mw.FormDataContentType(), body.Bytes())
+		lastErr = c.postUpload(ctx, t.URL, form)
 		if lastErr == nil {
 			return t.ResourceURL, nil
 		}
@@ -112,15 +100,55 @@ func (c *Client) StageUpload(ctx context.Context, filename, mimeType string, dat
 	return "", fmt.Errorf("stage upload %s: %w", filename, lastErr)
 }
 
-func (c *Client) postUpload(ctx context.Context, target, contentType string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+// uploadForm is a staged upload's multipart body: the signed parameters
+// first and the file last, as the storage behind the target wants them.
+// The file's bytes are sent from the caller's slice, never copied into the
+// body: an image can be 20 MB, and several are uploaded at once.
+type uploadForm struct {
+	contentType string
+	head, tail  []byte // everything before and after the file's bytes
+	data        []byte
+}
+
+func newUploadForm(params []stagedParameter, filename string, data []byte) (*uploadForm, error) {
+	var head bytes.Buffer
+	mw := multipart.NewWriter(&head)
+	for _, p := range params {
+		if err := mw.WriteField(p.Name, p.Value); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := mw.CreateFormFile("file", filename); err != nil {
+		return nil, err
+	}
+	f := &uploadForm{contentType: mw.FormDataContentType(), data: data}
+	f.head = bytes.Clone(head.Bytes())
+	head.Reset()
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	f.tail = head.Bytes()
+	return f, nil
+}
+
+// body is a fresh reader of the whole form, for each attempt.
+func (f *uploadForm) body() io.ReadCloser {
+	return io.NopCloser(io.MultiReader(bytes.NewReader(f.head), bytes.NewReader(f.data), bytes.NewReader(f.tail)))
+}
+
+func (f *uploadForm) size() int64 { return int64(len(f.head) + len(f.data) + len(f.tail)) }
+
+func (c *Client) postUpload(ctx context.Context, target string, form *uploadForm) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, form.body())
 	if err != nil {
 		return fmt.Errorf("build upload request: %w", err)
 	}
-	req.Header.Set("Content-Type", contentType)
+	req.ContentLength = form.size()
+	req.GetBody = func() (io.ReadCloser, error) { return form.body(), nil }
+	req.Header.Set("Content-Type", form.contentType)
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return &TransportError{Operation: "staged upload", Err: err, callerDone: ctx.Err() != nil}
+		return &TransportError{Operation: "staged upload", Err: err}
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
