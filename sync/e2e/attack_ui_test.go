@@ -54,11 +54,8 @@ func attackInjection(t *testing.T, db *gorm.DB, tally *attackTally) {
 		}
 		return h.api("PUT", "/api/settings", body)
 	}
-	// The filter lists hold anything: each injection goes into one list.
-	filters := map[string][]string{"productTypes": {}, "vendors": {}, "tagsInclude": {}, "tagsExclude": {}}
-	for _, p := range injections {
-		filters["tagsExclude"] = append(filters["tagsExclude"], p)
-	}
+	// The filter lists hold anything: every injection goes into one list.
+	filters := map[string][]string{"productTypes": {}, "vendors": {}, "tagsInclude": {}, "tagsExclude": append([]string(nil), injections...)}
 	if status, body := put(map[string]any{"filters": filters}); status != 200 {
 		t.Fatalf("save filters: %d %s", status, body)
 	}
