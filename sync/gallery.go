@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"rtbshopify/models"
 	"rtbshopify/shopify/admin"
 )
 
@@ -159,6 +160,21 @@ func (w *writer) dropHeld(ctx context.Context, product *admin.Product) error {
 	}
 	j.ReviewFileID = ""
 	return nil
+}
+
+// jobGallery reads what a write-back needs of the job's product: the order
+// of its media, with the details of only the job's own (the original, the
+// processed image, the file held for review). The whole product (every
+// media's image, every variant's media) would cost points for each of its
+// media and variants on every image of it.
+func jobGallery(ctx context.Context, c *admin.Client, j *models.ImageJob) (*admin.Product, error) {
+	ids := []string{j.MediaID}
+	for _, id := range []string{j.ResultMediaID, j.ReviewFileID} {
+		if id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return c.Gallery(ctx, j.ProductID, ids...)
 }
 
 var errMediaFailed = errors.New("shopify could not process the uploaded image")

@@ -63,7 +63,7 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	if held, err := p.holdForReview(ctx, l, settings, c, img); held || err != nil {
 		return err
 	}
-	product, err := c.Product(ctx, j.ProductID)
+	product, err := jobGallery(ctx, c, j)
 	if errors.Is(err, admin.ErrNotFound) {
 		return l.release(ctx, map[string]any{"state": models.JobFailed, "error": "The product was deleted before the processed image arrived."}, nil, "product gone")
 	}
@@ -298,7 +298,15 @@ func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media) error {
 // merchant may have changed them while the image was away.
 func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) error {
 	j := w.l.job
-	product, err := w.makeRoom(ctx, product)
+	// Only this path moves variant links: they are read here, not for
+	// every write-back.
+	variants, err := w.c.ProductVariants(ctx, j.ProductID)
+	if err != nil {
+		return err
+	}
+	withVariants := *product
+	withVariants.Variants = variants
+	product, err = w.makeRoom(ctx, &withVariants)
 	if err != nil {
 		return err
 	}
