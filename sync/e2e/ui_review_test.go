@@ -32,6 +32,11 @@ func TestReviewFlowInHeadlessChromium(t *testing.T) {
 		waitJS(`document.querySelectorAll("#jobs-body s-table-row[data-state='awaiting_review']").length === 3`),
 		waitJS(`!document.getElementById("review-approve-all").hidden`),
 	)
+	b.do("the list drawn anew keeps the keyboard's place",
+		chromedp.Focus(chromedp.CSS(row(jobs[0])+` s-button button`)),
+		waitJS(`(function () { window.rtbBefore = document.activeElement; document.querySelector("#jobs-refresh button").click(); return true; })()`),
+		waitJS(`document.activeElement !== window.rtbBefore && document.activeElement === document.querySelector('`+row(jobs[0])+` s-button button')`),
+	)
 	b.do("review the first side by side",
 		chromedp.Focus(chromedp.CSS(row(jobs[0])+` s-button button`)),
 		key("\r"),

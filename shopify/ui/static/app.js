@@ -412,8 +412,26 @@
   async function refreshRow(id) {
     var j = await api("GET", "/api/jobs/" + encodeURIComponent(id));
     var old = document.querySelector("#jobs-body s-table-row[data-id='" + CSS.escape(id) + "']");
+    var place = focusPlace();
     if (old) old.replaceWith(jobRow(j));
+    restoreFocus(place);
     scheduleJobs();
+  }
+
+  // The table is drawn again every few seconds while images are on their way: a keyboard or
+  // screen-reader user keeps their place, the control they were on, in the row drawn anew.
+  var CONTROLS = "s-button, s-link, s-checkbox, button, a[href], input, select";
+  function focusPlace() {
+    var a = document.activeElement;
+    var row = a && a.closest && a.closest("#jobs-body s-table-row[data-id]");
+    if (!row) return null;
+    return { id: row.dataset.id, index: Array.prototype.indexOf.call(row.querySelectorAll(CONTROLS), a) };
+  }
+  function restoreFocus(place) {
+    if (!place || place.index < 0) return;
+    var row = document.querySelector("#jobs-body s-table-row[data-id='" + CSS.escape(place.id) + "']");
+    var c = row && row.querySelectorAll(CONTROLS)[place.index];
+    if (c && document.activeElement !== c) c.focus();
   }
 
   function jobsQuery(cursor) {
@@ -432,7 +450,9 @@
       var data = await api("GET", jobsQuery(jobs.pages[jobs.pages.length - 1]));
       var rows = document.createDocumentFragment();
       data.jobs.forEach(function (j) { rows.appendChild(jobRow(j)); });
+      var place = focusPlace();
       $("jobs-body").replaceChildren(rows);
+      restoreFocus(place);
       jobs.next = data.nextCursor || "";
       table.paginate = jobs.pages.length > 1 || !!jobs.next;
       table.hasNextPage = !!jobs.next;
