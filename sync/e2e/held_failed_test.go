@@ -48,7 +48,7 @@ func TestFailedHeldFileIsMadeAgain(t *testing.T) {
 				if tc.scope == "featured" {
 					n = 1
 				}
-				jobs := processed(h.waitJobs("held", processedIn(n, models.JobAwaitingReview, models.JobFailed)))
+				jobs := notSkipped(h.waitJobs("held", notSkippedIn(n, models.JobAwaitingReview, models.JobFailed)))
 				assertHeldOnce(t, h, before, jobs)
 				if remade, kept := eventCount(t, db, heldRemade), eventCount(t, db, heldKept); remade != int64(tc.fails) || kept != int64(n+tc.fails) {
 					t.Errorf("%d held files made again of %d made, want %d of %d", remade, kept, tc.fails, n+tc.fails)
@@ -56,7 +56,7 @@ func TestFailedHeldFileIsMadeAgain(t *testing.T) {
 				if status, body := h.api("POST", "/api/jobs/approve", map[string]any{"all": true}); status != 202 {
 					t.Fatalf("approve all: %d %s", status, body)
 				}
-				jobs = processed(h.waitJobs("approved", processedIn(n, models.JobDone, models.JobFailed)))
+				jobs = notSkipped(h.waitJobs("approved", notSkippedIn(n, models.JobDone, models.JobFailed)))
 				assertAllDone(t, jobs)
 				assertOneProcessedEach(t, h, tc.mode, before, jobs)
 				if got := h.rtb.Submissions()[rtbEmail]; got != n {
@@ -78,7 +78,7 @@ func TestRetryMakesAFailedHeldFileAgain(t *testing.T) {
 		before := waitReady(t, h, rec.ID)
 		h.store.FailNextProcessing(2) // the held file, and the one made again
 		h.webhook("products/create", rec.ID)
-		j := processed(h.waitJobs("failed", processedIn(1, models.JobFailed, models.JobAwaitingReview)))[0]
+		j := notSkipped(h.waitJobs("failed", notSkippedIn(1, models.JobFailed, models.JobAwaitingReview)))[0]
 		if j.State != models.JobFailed || j.ReviewFileID != "" || !strings.Contains(j.Error, "Shopify could not process") || !strings.Contains(j.Error, "Retry") {
 			t.Fatalf("after two failed held files: %s %q, held file %q; want failed, saying why and to Retry, with no file recorded", j.State, j.Error, j.ReviewFileID)
 		}
@@ -93,12 +93,12 @@ func TestRetryMakesAFailedHeldFileAgain(t *testing.T) {
 		if status, body := h.api("POST", "/api/jobs/"+itoa(j.ID)+"/retry", nil); status != 202 {
 			t.Fatalf("retry: %d %s", status, body)
 		}
-		jobs := processed(h.waitJobs("held after Retry", processedIn(1, models.JobAwaitingReview, models.JobFailed)))
+		jobs := notSkipped(h.waitJobs("held after Retry", notSkippedIn(1, models.JobAwaitingReview, models.JobFailed)))
 		assertHeldOnce(t, h, before, jobs)
 		if status, body := h.api("POST", "/api/jobs/"+itoa(j.ID)+"/approve", nil); status != 202 {
 			t.Fatalf("approve: %d %s", status, body)
 		}
-		jobs = processed(h.waitJobs("approved", processedIn(1, models.JobDone, models.JobFailed)))
+		jobs = notSkipped(h.waitJobs("approved", notSkippedIn(1, models.JobDone, models.JobFailed)))
 		assertAllDone(t, jobs)
 		assertOneProcessedEach(t, h, "replace", before, jobs)
 		if got := h.rtb.Submissions()[rtbEmail]; got != 1 {
@@ -107,8 +107,8 @@ func TestRetryMakesAFailedHeldFileAgain(t *testing.T) {
 	})
 }
 
-// processed leaves out the jobs of images the image scope skips.
-func processed(jobs []models.ImageJob) []models.ImageJob {
+// notSkipped leaves out the jobs of images the image scope skips.
+func notSkipped(jobs []models.ImageJob) []models.ImageJob {
 	var out []models.ImageJob
 	for _, j := range jobs {
 		if j.State != models.JobSkipped {
@@ -118,9 +118,9 @@ func processed(jobs []models.ImageJob) []models.ImageJob {
 	return out
 }
 
-// processedIn is allIn for the jobs the image scope does not skip.
-func processedIn(n int, states ...string) func([]models.ImageJob) bool {
-	return func(jobs []models.ImageJob) bool { return allIn(n, states...)(processed(jobs)) }
+// notSkippedIn is allIn for the jobs the image scope does not skip.
+func notSkippedIn(n int, states ...string) func([]models.ImageJob) bool {
+	return func(jobs []models.ImageJob) bool { return allIn(n, states...)(notSkipped(jobs)) }
 }
 
 func reviewMode(t *testing.T, h *harness) {
