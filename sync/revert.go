@@ -189,10 +189,29 @@ func (w *writer) revertInPlace(ctx context.Context) error {
 }
 
 // revertNew re-attaches the detached original where the processed image
-// is, gives it back its variants, and detaches the processed image.
+// is, gives it back its variants, and detaches the processed image. On a
+// product that holds Shopify's maximum of media, the processed image makes
+// room first: its place is recorded, it is detached, and the original is
+// attached there; a revert taken up again finds neither on the product and
+// goes on from the recorded place.
 func (w *writer) revertNew(ctx context.Context, product *admin.Product) error {
 	j := w.l.job
+	processed, _ := findMedia(product, j.ResultMediaID)
+	pos := j.OriginalPosition
+	if processed != nil {
+		pos = processed.Position
+	}
 	if m, _ := findMedia(product, j.MediaID); m == nil {
+		if processed != nil && len(product.Media) >= maxProductMedia {
+			if err := w.l.update(ctx, map[string]any{"original_position": pos},
+				fmt.Sprintf("the product holds Shopify's maximum of %d media: the processed image is detached first, to make room for the original", maxProductMedia)); err != nil {
+				return err
+			}
+			if err := w.c.DetachFile(ctx, j.ResultMediaID, j.ProductID); err != nil {
+				return err
+			}
+			product, processed = withoutMedia(product, j.ResultMediaID), nil
+		}
 		if err := w.c.AttachFile(ctx, j.MediaID, j.ProductID, nil); err != nil {
 			return err
 		}
@@ -203,16 +222,15 @@ func (w *writer) revertNew(ctx context.Context, product *admin.Product) error {
 		if product, err = w.c.Product(ctx, j.ProductID); err != nil {
 			return err
 		}
+		processed, _ = findMedia(product, j.ResultMediaID)
 	}
-	if processed, _ := findMedia(product, j.ResultMediaID); processed != nil {
-		if err := w.moveTo(ctx, product, j.MediaID, processed.Position); err != nil {
-			return err
-		}
+	if err := w.moveTo(ctx, product, j.MediaID, pos); err != nil {
+		return err
 	}
 	if err := w.relink(ctx, product, variantList(j.VariantIDs), j.ResultMediaID, j.MediaID); err != nil {
 		return err
 	}
-	if m, _ := findMedia(product, j.ResultMediaID); m != nil {
+	if processed != nil {
 		return w.c.DetachFile(ctx, j.ResultMediaID, j.ProductID)
 	}
 	return nil
@@ -230,6 +248,12 @@ func (w *writer) undoRevertNew(ctx context.Context) {
 	}
 	processed, _ := findMedia(product, j.ResultMediaID)
 	orig, _ := findMedia(product, j.MediaID)
+	if processed == nil && orig == nil {
+		// The processed image made room on a full product and the original
+		// could not take its place: the processed image goes back there.
+		w.restoreProcessed(ctx, product)
+		return
+	}
 	if processed == nil || orig == nil {
 		return
 	}
@@ -238,5 +262,29 @@ func (w *writer) undoRevertNew(ctx context.Context) {
 	}
 	if err := w.c.DetachFile(ctx, j.MediaID, j.ProductID); err != nil {
 		w.p.log.Error("undo revert: detach original", "job", j.ID, "err", err)
+	}
+}
+
+// restoreProcessed attaches the processed image again at the place recorded
+// when it made room, with the variants it had.
+func (w *writer) restoreProcessed(ctx context.Context, product *admin.Product) {
+	j := w.l.job
+	if err := w.c.AttachFile(ctx, j.ResultMediaID, j.ProductID, nil); err != nil {
+		w.p.log.Error("undo revert: attach the processed image again", "job", j.ID, "err", err)
+		return
+	}
+	if err := w.waitReady(ctx, j.ResultMediaID); err != nil {
+		w.p.log.Error("undo revert: processed image not ready", "job", j.ID, "err", err)
+		return
+	}
+	product, err := w.c.Product(ctx, j.ProductID)
+	if err == nil {
+		err = w.moveTo(ctx, product, j.ResultMediaID, j.OriginalPosition)
+	}
+	if err == nil {
+		err = w.relink(ctx, product, variantList(j.VariantIDs), j.MediaID, j.ResultMediaID)
+	}
+	if err != nil {
+		w.p.log.Error("undo revert: put the processed image back in its place", "job", j.ID, "err", err)
 	}
 }

@@ -236,6 +236,33 @@ func TestFullGalleryReplacesWithNewMedia(t *testing.T) {
 				t.Errorf("variant %s links %v, want %v", v.Title, v.MediaIDs, want[i])
 			}
 		}
+
+		// Revert on the full product: the processed image makes room for the original, which
+		// takes back its place and its variants.
+		if status, body := h.api("POST", "/api/jobs/"+itoa(j.ID)+"/revert", nil); status != 202 {
+			t.Fatalf("revert: %d %s", status, body)
+		}
+		h.waitJobs("reverted", func([]models.ImageJob) bool {
+			r := h.jobFor(rec.MediaIDs[0])
+			return r.State == models.JobReverted || r.Error != ""
+		})
+		if r := h.jobFor(rec.MediaIDs[0]); r.State != models.JobReverted {
+			t.Fatalf("revert on a full gallery: %s %q", r.State, r.Error)
+		}
+		reverted := h.store.Product(shopDomain, rec.ID)
+		if len(reverted.Media) != 250 {
+			t.Fatalf("after the revert the gallery has %d media, want 250", len(reverted.Media))
+		}
+		for i := range 250 {
+			if reverted.Media[i].ID != before.Media[i].ID || reverted.Media[i].Alt != before.Media[i].Alt {
+				t.Fatalf("after the revert position %d holds %s %q, want %s %q", i, reverted.Media[i].ID, reverted.Media[i].Alt, before.Media[i].ID, before.Media[i].Alt)
+			}
+		}
+		for i, v := range reverted.Variants {
+			if !equal(v.MediaIDs, before.Variants[i].MediaIDs) {
+				t.Errorf("after the revert variant %s links %v, want %v", v.Title, v.MediaIDs, before.Variants[i].MediaIDs)
+			}
+		}
 	})
 }
 
