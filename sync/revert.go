@@ -210,7 +210,7 @@ func (w *writer) revertNew(ctx context.Context, product *admin.Product) error {
 			if err := w.c.DetachFile(ctx, j.ResultMediaID, j.ProductID); err != nil {
 				return err
 			}
-			product, processed = withoutMedia(product, j.ResultMediaID), nil
+			processed = nil
 		}
 		if err := w.c.AttachFile(ctx, j.MediaID, j.ProductID, nil); err != nil {
 			return err
@@ -251,7 +251,7 @@ func (w *writer) undoRevertNew(ctx context.Context) {
 	if processed == nil && orig == nil {
 		// The processed image made room on a full product and the original
 		// could not take its place: the processed image goes back there.
-		w.restoreProcessed(ctx, product)
+		w.restoreProcessed(ctx)
 		return
 	}
 	if processed == nil || orig == nil {
@@ -267,7 +267,7 @@ func (w *writer) undoRevertNew(ctx context.Context) {
 
 // restoreProcessed attaches the processed image again at the place recorded
 // when it made room, with the variants it had.
-func (w *writer) restoreProcessed(ctx context.Context, product *admin.Product) {
+func (w *writer) restoreProcessed(ctx context.Context) {
 	j := w.l.job
 	if err := w.c.AttachFile(ctx, j.ResultMediaID, j.ProductID, nil); err != nil {
 		w.p.log.Error("undo revert: attach the processed image again", "job", j.ID, "err", err)
