@@ -2,6 +2,8 @@ package shopify
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -111,6 +114,8 @@ func (in *inbox) record(row *models.WebhookDelivery) error {
 }
 
 func (in *inbox) flushLoop() {
+	f := &flusher{in: in}
+	defer f.closeConn()
 	batch := make([]*inboxWrite, 0, inboxMaxBatch)
 	for w := range in.queue {
 		batch = append(batch[:0], w)
@@ -123,12 +128,12 @@ func (in *inbox) flushLoop() {
 				break fill
 			}
 		}
-		err := in.insert(batch)
+		err := f.insert(batch)
 		if err != nil && len(batch) > 1 {
 			// One row the database refuses must not fail the others.
 			in.log.Warn("webhook batch insert failed; writing its deliveries one by one", "deliveries", len(batch), "err", err)
 			for _, w := range batch {
-				w.done <- in.insert([]*inboxWrite{w})
+				w.done <- f.insert([]*inboxWrite{w})
 			}
 		} else {
 			for _, w := range batch {
@@ -141,33 +146,116 @@ func (in *inbox) flushLoop() {
 	}
 }
 
+// flusher is one flush loop's writer. On MySQL it keeps a connection of its
+// own with its inserts prepared on it: the bodies then travel as they are
+// (binary protocol), so the client does not escape them into the SQL text
+// and the server does not parse them out of it again, and what the server
+// keeps prepared is bounded by the flushers, not by the pool.
+type flusher struct {
+	in     *inbox
+	conn   *sql.Conn
+	connAt time.Time
+	stmts  map[int]*sql.Stmt // by batch size, on conn
+}
+
 // insert writes the batch in one statement (one transaction, one commit).
 // A delivery id already recorded is left as it is by the unique key, in
 // the same statement.
-func (in *inbox) insert(batch []*inboxWrite) error {
+func (f *flusher) insert(batch []*inboxWrite) error {
 	ctx, cancel := context.WithTimeout(context.Background(), inboxFlushTimeout)
 	defer cancel()
-	var sb strings.Builder
-	sb.Grow(160 + 32*len(batch))
-	sb.WriteString("INSERT INTO webhook_deliveries (webhook_id, topic, shop_domain, received_at, triggered_at, body, pending_at, inbox_key, attempts) VALUES ")
 	args := make([]any, 0, 8*len(batch))
-	for i, w := range batch {
+	for _, w := range batch {
+		r := w.row
+		args = append(args, r.WebhookID, r.Topic, r.ShopDomain, r.ReceivedAt, r.TriggeredAt, r.Body, r.PendingAt, r.InboxKey)
+	}
+	var err error
+	if models.DialectOf(f.in.db) == models.MySQL {
+		err = f.execPrepared(ctx, len(batch), args)
+	} else {
+		err = f.in.db.WithContext(ctx).Exec(insertDeliveries(len(batch), " ON CONFLICT (webhook_id) DO NOTHING"), args...).Error
+	}
+	if err != nil {
+		return fmt.Errorf("record %d webhook deliveries: %w", len(batch), err)
+	}
+	return nil
+}
+
+// insertDeliveries is the INSERT of n deliveries, with conflict handling.
+func insertDeliveries(n int, onConflict string) string {
+	var sb strings.Builder
+	sb.Grow(160 + 32*n + len(onConflict))
+	sb.WriteString("INSERT INTO webhook_deliveries (webhook_id, topic, shop_domain, received_at, triggered_at, body, pending_at, inbox_key, attempts) VALUES ")
+	for i := range n {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, 0)")
-		r := w.row
-		args = append(args, r.WebhookID, r.Topic, r.ShopDomain, r.ReceivedAt, r.TriggeredAt, r.Body, r.PendingAt, r.InboxKey)
 	}
-	if models.DialectOf(in.db) == models.MySQL {
-		sb.WriteString(" ON DUPLICATE KEY UPDATE webhook_id = webhook_id")
-	} else {
-		sb.WriteString(" ON CONFLICT (webhook_id) DO NOTHING")
+	sb.WriteString(onConflict)
+	return sb.String()
+}
+
+// execPrepared runs the insert of n deliveries prepared on the flusher's
+// connection, taking a connection (again) when it has none or has held it
+// for flusherConnLifetime. A failure gives the connection back, and one
+// whose connection was found closed (the server's idle timeout, a restart,
+// KILL) is tried once more on a fresh one: the insert is idempotent (a
+// recorded delivery id is left as it is), so a retry after a send whose
+// outcome is unknown writes nothing twice.
+func (f *flusher) execPrepared(ctx context.Context, n int, args []any) error {
+	err := f.execOnce(ctx, n, args)
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
+		err = f.execOnce(ctx, n, args)
 	}
-	if err := in.db.WithContext(ctx).Exec(sb.String(), args...).Error; err != nil {
-		return fmt.Errorf("record %d webhook deliveries: %w", len(batch), err)
+	return err
+}
+
+// flusherConnLifetime is how long a flusher keeps one connection, as the
+// pool's own connections are renewed too.
+const flusherConnLifetime = 5 * time.Minute
+
+func (f *flusher) execOnce(ctx context.Context, n int, args []any) error {
+	if f.conn != nil && time.Since(f.connAt) > flusherConnLifetime {
+		f.closeConn()
+	}
+	if f.conn == nil {
+		sqlDB, err := f.in.db.DB()
+		if err != nil {
+			return err
+		}
+		conn, err := sqlDB.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		f.conn, f.connAt, f.stmts = conn, time.Now(), map[int]*sql.Stmt{}
+	}
+	st := f.stmts[n]
+	if st == nil {
+		var err error
+		if st, err = f.conn.PrepareContext(ctx, insertDeliveries(n, " ON DUPLICATE KEY UPDATE webhook_id = webhook_id")); err != nil {
+			f.closeConn()
+			return err
+		}
+		f.stmts[n] = st
+	}
+	if _, err := st.ExecContext(ctx, args...); err != nil {
+		f.closeConn()
+		return err
 	}
 	return nil
+}
+
+// closeConn closes the prepared statements and gives the connection back.
+func (f *flusher) closeConn() {
+	for _, st := range f.stmts {
+		st.Close()
+	}
+	f.stmts = nil
+	if f.conn != nil {
+		f.conn.Close()
+		f.conn = nil
+	}
 }
 
 // OnDelivery sets a function called after deliveries are committed, to

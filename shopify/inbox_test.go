@@ -1,6 +1,7 @@
 package shopify
 
 import (
+	"context"
 	"fmt"
 	gosync "sync"
 	"testing"
@@ -63,10 +64,12 @@ func TestInboxBatchInsertDeduplicatesInTheStatement(t *testing.T) {
 			at := now.UnixMilli()
 			return &inboxWrite{row: &models.WebhookDelivery{WebhookID: id, Topic: topic, ShopDomain: testShop, ReceivedAt: now, Body: []byte(`{}`), PendingAt: &at}}
 		}
-		if err := e.app.inbox.insert([]*inboxWrite{row("a", "first")}); err != nil {
+		f := &flusher{in: e.app.inbox}
+		defer f.closeConn()
+		if err := f.insert([]*inboxWrite{row("a", "first")}); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.app.inbox.insert([]*inboxWrite{row("b", "first"), row("a", "again"), row("b", "again"), row("c", "first")}); err != nil {
+		if err := f.insert([]*inboxWrite{row("b", "first"), row("a", "again"), row("b", "again"), row("c", "first")}); err != nil {
 			t.Fatal(err)
 		}
 		var rows []models.WebhookDelivery
@@ -180,5 +183,43 @@ func TestInboxFanOutIsFairAcrossShops(t *testing.T) {
 			}
 		}
 		t.Fatalf("after 8 fan-outs the small shop's delivery still waits behind the other's 35: %v", e.enq.shops)
+	})
+}
+
+// A flusher keeps a MySQL connection of its own for its prepared inserts.
+// When the server closes it (idle timeout, restart, KILL), the next
+// delivery is written on a fresh connection, not refused.
+func TestInboxFlusherOutlivesItsConnection(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, _ string) {
+		if models.DialectOf(db) != models.MySQL {
+			t.Skip("SQLite writes through the pool's one connection")
+		}
+		e := newEnv(t, db)
+		now := e.clock.Now().UTC()
+		row := func(id string) []*inboxWrite {
+			at := now.UnixMilli()
+			return []*inboxWrite{{row: &models.WebhookDelivery{WebhookID: id, Topic: "products/update", ShopDomain: testShop, ReceivedAt: now, Body: []byte(`{}`), PendingAt: &at}}}
+		}
+		f := &flusher{in: e.app.inbox}
+		defer f.closeConn()
+		if err := f.insert(row("before")); err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		if err := f.conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec("KILL ?", id).Error; err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the server closes the socket
+		if err := f.insert(row("after")); err != nil {
+			t.Fatalf("the delivery after the connection was killed: %v", err)
+		}
+		var n int64
+		db.Model(&models.WebhookDelivery{}).Where("webhook_id IN ?", []string{"before", "after"}).Count(&n)
+		if n != 2 {
+			t.Fatalf("%d of 2 deliveries recorded", n)
+		}
 	})
 }

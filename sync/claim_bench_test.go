@@ -112,6 +112,7 @@ func BenchmarkClaim(b *testing.B) {
 		var hookLat []time.Duration
 		var hookMu gosync.Mutex
 		var hookFail atomic.Int64
+		hookErrs := map[string]int{}
 		var hooks gosync.WaitGroup
 		for c := range 4 {
 			hooks.Add(1)
@@ -138,9 +139,14 @@ func BenchmarkClaim(b *testing.B) {
 					resp, err := client.Do(req)
 					if err != nil || resp.StatusCode != 200 {
 						hookFail.Add(1)
+						why := fmt.Sprint(err)
 						if resp != nil {
+							why = resp.Status
 							resp.Body.Close()
 						}
+						hookMu.Lock()
+						hookErrs[why]++
+						hookMu.Unlock()
 						continue
 					}
 					resp.Body.Close()
@@ -243,6 +249,9 @@ func BenchmarkClaim(b *testing.B) {
 		b.Logf("%s: %d jobs of 50 shops drained by %d pipelines × %d workers in %s: %.0f claims/s (each followed by its release); claim calls (several jobs each) p50 %s p99 %s; %d webhooks meanwhile, p50 %s p99 %s, %d failed; %d deadlocks; claim errors %v",
 			dialect, nJobs, nPipes, nWorkers, elapsed.Round(time.Millisecond), rate, percentile(lat, 0.5).Round(10*time.Microsecond), percentile(lat, 0.99).Round(10*time.Microsecond),
 			len(hookLat), percentile(hookLat, 0.5).Round(10*time.Microsecond), percentile(hookLat, 0.99).Round(10*time.Microsecond), hookFail.Load(), deadlocks, errs)
+		if len(hookErrs) > 0 {
+			b.Logf("webhooks that failed: %v", hookErrs)
+		}
 		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 		err = benchrec.Record(benchrec.Result{Benchmark: "BenchmarkClaim", Database: dialect,
 			Case: fmt.Sprintf("%d due jobs, 50 shops, %d pipelines × %d workers", nJobs, nPipes, nWorkers),

@@ -56,6 +56,15 @@ func BenchmarkPointsPerImage(b *testing.B) {
 			results[pc] = r
 			b.ReportMetric(r.points/float64(r.images), "points/image")
 			b.ReportMetric(float64(r.requests)/float64(r.images), "requests/image")
+			top, topPoints := "", 0.0
+			for op, p := range r.byOperation {
+				if p > topPoints || (p == topPoints && op < top) {
+					top, topPoints = op, p
+				}
+			}
+			record(b, fmt.Sprintf("%s, products of %d images", pc.path, pc.images), "", fmt.Sprintf("%d images; most points in %s", r.images, top),
+				fig("points/image", r.points/float64(r.images), ""), fig("requests/image", float64(r.requests)/float64(r.images), ""),
+				fig("throttled", float64(r.throttled), "calls"))
 		})
 	}
 	if len(results) == 0 {
