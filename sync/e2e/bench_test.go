@@ -193,9 +193,10 @@ func BenchmarkCallback(b *testing.B) {
 // BENCH_IMAGES_PER_SHOP changes the 100 images per shop.
 func BenchmarkWriteBackRate(b *testing.B) {
 	shops, perShop := 10, benchSize(b, "BENCH_IMAGES_PER_SHOP", 100)
+	perShopJobs := benchSize(b, "BENCH_SHOP_CONCURRENCY", 2)
 	for range b.N {
 		db := benchDB(b)
-		h := newHarness(b, db.DB, harnessOptions{noStart: true, tune: func(o *imgsync.Options) { o.Workers = 24 }})
+		h := newHarness(b, db.DB, harnessOptions{noStart: true, tune: func(o *imgsync.Options) { o.Workers = 24; o.MaxPerShop = perShopJobs }})
 		domains := []string{shopDomain}
 		for i := 1; i < shops; i++ {
 			d := fmt.Sprintf("bench-%02d.myshopify.com", i)
@@ -265,7 +266,7 @@ func BenchmarkWriteBackRate(b *testing.B) {
 		b.Logf("%s: %d images, %d shops, %s: %.2f images/s; %.0f points used of a %.0f-point ceiling (%.1f%%); %d GraphQL calls, %d throttled (%.2f%%), %.0f points per image",
 			db.Name, total, shops, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), points, ceiling, 100*points/ceiling,
 			calls, throttled, 100*float64(throttled)/float64(max(calls, 1)), points/float64(total))
-		record(b, fmt.Sprintf("%d images, %d shops, 100 points/s each", total, shops), db.Name, "",
+		record(b, fmt.Sprintf("%d images, %d shops, 100 points/s each, %d jobs per shop at once", total, shops, perShopJobs), db.Name, "",
 			fig("images/s", float64(total)/elapsed.Seconds(), ""), fig("ceiling used", 100*points/ceiling, "%"),
 			fig("throttled", 100*float64(throttled)/float64(max(calls, 1)), "%"), fig("points/image", points/float64(total), ""))
 	}
