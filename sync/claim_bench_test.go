@@ -127,7 +127,7 @@ func BenchmarkClaim(b *testing.B) {
 						return
 					case <-tick.C:
 					}
-					body := []byte(fmt.Sprintf(`{"id":%d,"title":"T","media":[]}`, c*1_000_000+n))
+					body := []byte(fmt.Sprintf(`{"id":%d,"title":"T","media":[]}`, c*1_000_000+n+1)) // a product id is never 0
 					m := hmac.New(sha256.New, []byte(cfg.ShopifyAPISecret))
 					m.Write(body)
 					req, _ := http.NewRequest("POST", "http://"+ln.Addr().String()+"/webhooks", bytes.NewReader(body))
