@@ -54,16 +54,7 @@ type idNodes struct {
 }
 
 type mediaConn struct {
-	Nodes []struct {
-		ID               string `json:"id"`
-		Alt              string `json:"alt"`
-		Status           string `json:"status"`
-		MediaContentType string `json:"mediaContentType"`
-		MimeType         string `json:"mimeType"`
-		Image            *struct {
-			URL string `json:"url"`
-		} `json:"image"`
-	} `json:"nodes"`
+	Nodes []mediaNode `json:"nodes"`
 	PageInfo pageInfo `json:"pageInfo"`
 }
 

@@ -220,7 +220,7 @@ func (h *harness) webhookAs(domain, topic, productID string) {
 }
 
 // waitReadyIn is waitReady for a product of any shop.
-func waitReadyIn(t *testing.T, h *harness, domain, productID string) shopifytest.ProductSnapshot {
+func waitReadyIn(t testing.TB, h *harness, domain, productID string) shopifytest.ProductSnapshot {
 	t.Helper()
 	for range 500 {
 		snap := h.store.Product(domain, productID)

@@ -195,21 +195,7 @@ func (h *harness) start() {
 // api calls the JSON API with a fresh session token.
 func (h *harness) api(method, path string, body any) (int, []byte) {
 	h.t.Helper()
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, h.url+path, r)
-	req.Header.Set("Authorization", "Bearer "+h.store.SessionToken(shopDomain, time.Minute))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, out
+	return h.apiAs(shopDomain, method, path, body)
 }
 
 // photo makes a product photo: a dark square on a light textured
@@ -232,14 +218,7 @@ func (h *harness) createProduct(np shopifytest.NewProduct) *shopifytest.ProductR
 
 func (h *harness) webhook(topic, productID string) {
 	h.t.Helper()
-	resp, err := h.store.SendWebhook(context.Background(), h.url+"/webhooks", shopDomain, topic, h.store.ProductWebhookPayload(shopDomain, productID))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		h.t.Fatalf("webhook %s: %d", topic, resp.StatusCode)
-	}
+	h.webhookAs(shopDomain, topic, productID)
 }
 
 func (h *harness) jobs() []models.ImageJob {

@@ -179,19 +179,7 @@ func runPointsCase(b *testing.B, pc pointsCase) pointsResult {
 // readyProduct waits until the store has processed a product's media.
 func readyProduct(b *testing.B, h *harness, id string) shopifytest.ProductSnapshot {
 	b.Helper()
-	for range 1000 {
-		snap := h.store.Product(shopDomain, id)
-		ready := true
-		for _, m := range snap.Media {
-			ready = ready && m.Status == "READY"
-		}
-		if ready {
-			return snap
-		}
-		sleep()
-	}
-	b.Fatalf("media of %s never became READY", id)
-	return shopifytest.ProductSnapshot{}
+	return waitReadyIn(b, h, shopDomain, id)
 }
 
 // auditGallery checks a written-back product: each original's processed

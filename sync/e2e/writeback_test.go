@@ -163,19 +163,7 @@ func transparentTemplate() string {
 // media and returns its snapshot.
 func waitReady(t *testing.T, h *harness, productID string) shopifytest.ProductSnapshot {
 	t.Helper()
-	for i := 0; i < 500; i++ {
-		snap := h.store.Product(shopDomain, productID)
-		ready := true
-		for _, m := range snap.Media {
-			ready = ready && m.Status == "READY"
-		}
-		if ready {
-			return snap
-		}
-		sleep()
-	}
-	t.Fatal("product media never became READY")
-	return shopifytest.ProductSnapshot{}
+	return waitReadyIn(t, h, shopDomain, productID)
 }
 
 func assertVariants(t *testing.T, before, after shopifytest.ProductSnapshot) {
