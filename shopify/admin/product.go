@@ -54,8 +54,8 @@ type idNodes struct {
 }
 
 type mediaConn struct {
-	Nodes []mediaNode `json:"nodes"`
-	PageInfo pageInfo `json:"pageInfo"`
+	Nodes    []mediaNode `json:"nodes"`
+	PageInfo pageInfo    `json:"pageInfo"`
 }
 
 // media converts a page of media; offset is the position of its first entry.
