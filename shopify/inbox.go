@@ -169,17 +169,45 @@ func (f *flusher) insert(batch []*inboxWrite) error {
 		r := w.row
 		args = append(args, r.WebhookID, r.Topic, r.ShopDomain, r.ReceivedAt, r.TriggeredAt, r.Body, r.PendingAt, r.InboxKey)
 	}
-	var err error
+	onConflict := " ON CONFLICT (webhook_id) DO NOTHING"
 	if models.DialectOf(f.in.db) == models.MySQL {
-		err = f.execPrepared(ctx, len(batch), args)
-	} else {
-		err = f.in.db.WithContext(ctx).Exec(insertDeliveries(len(batch), " ON CONFLICT (webhook_id) DO NOTHING"), args...).Error
+		onConflict = " ON DUPLICATE KEY UPDATE webhook_id = webhook_id"
+		if f.ownConnection() {
+			err := f.execPrepared(ctx, len(batch), args)
+			if !errors.Is(err, errNotPrepared) {
+				if err != nil {
+					return fmt.Errorf("record %d webhook deliveries: %w", len(batch), err)
+				}
+				return nil
+			}
+			// The server would not prepare it (max_prepared_stmt_count
+			// reached, say): the plain statement does the same work.
+			f.in.log.Warn("webhook insert could not be prepared; sending it as text", "err", err)
+		}
 	}
-	if err != nil {
+	if err := f.in.db.WithContext(ctx).Exec(insertDeliveries(len(batch), onConflict), args...).Error; err != nil {
 		return fmt.Errorf("record %d webhook deliveries: %w", len(batch), err)
 	}
 	return nil
 }
+
+// minPoolForOwnConnections is the smallest pool in which the flushers keep
+// connections of their own: in a smaller one, holding them would starve
+// the workers and the fan-out, so the flushers borrow from the pool for
+// each batch like everything else.
+const minPoolForOwnConnections = 8
+
+func (f *flusher) ownConnection() bool {
+	sqlDB, err := f.in.db.DB()
+	if err != nil {
+		return false
+	}
+	n := sqlDB.Stats().MaxOpenConnections
+	return n == 0 || n >= minPoolForOwnConnections
+}
+
+// errNotPrepared marks a statement the server refused to prepare.
+var errNotPrepared = errors.New("statement not prepared")
 
 // insertDeliveries is the INSERT of n deliveries, with conflict handling.
 func insertDeliveries(n int, onConflict string) string {
@@ -235,7 +263,10 @@ func (f *flusher) execOnce(ctx context.Context, n int, args []any) error {
 		var err error
 		if st, err = f.conn.PrepareContext(ctx, insertDeliveries(n, " ON DUPLICATE KEY UPDATE webhook_id = webhook_id")); err != nil {
 			f.closeConn()
-			return err
+			if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
+				return err
+			}
+			return fmt.Errorf("%w: %w", errNotPrepared, err)
 		}
 		f.stmts[n] = st
 	}

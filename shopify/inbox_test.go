@@ -223,3 +223,31 @@ func TestInboxFlusherOutlivesItsConnection(t *testing.T) {
 		}
 	})
 }
+
+// In a small pool the flushers keep no connection of their own (holding
+// one would starve the workers): each batch borrows one like everything
+// else, and is recorded all the same.
+func TestInboxFlusherInASmallPoolBorrowsItsConnection(t *testing.T) {
+	eachDB(t, func(t *testing.T, db *gorm.DB, url string) {
+		if models.DialectOf(db) != models.MySQL {
+			t.Skip("SQLite writes through the pool's one connection")
+		}
+		small := openAgain(t, url+"?max_open_conns=4")
+		e := newEnv(t, small)
+		now := e.clock.Now().UTC()
+		at := now.UnixMilli()
+		f := &flusher{in: e.app.inbox}
+		defer f.closeConn()
+		if err := f.insert([]*inboxWrite{{row: &models.WebhookDelivery{WebhookID: "small-pool", Topic: "products/update", ShopDomain: testShop, ReceivedAt: now, Body: []byte(`{}`), PendingAt: &at}}}); err != nil {
+			t.Fatal(err)
+		}
+		if f.conn != nil {
+			t.Fatal("a flusher kept a connection of a 4-connection pool")
+		}
+		var n int64
+		db.Model(&models.WebhookDelivery{}).Where("webhook_id = ?", "small-pool").Count(&n)
+		if n != 1 {
+			t.Fatalf("%d deliveries recorded, want 1", n)
+		}
+	})
+}
