@@ -1,10 +1,15 @@
 package rtbtest
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+	"slices"
+)
 
 // RandomFaults makes a share of the requests to some endpoints misbehave,
 // drawn from a seeded source so a failing run can be repeated. A fault set
-// with SetFault takes precedence.
+// with SetFault takes precedence. The faults are the ones SetFault already
+// plays (the API page's error answers, status codes, hangs), only drawn at
+// random: nothing the service would refuse is accepted.
 type RandomFaults struct {
 	Seed      uint64
 	Rate      float64    // share of requests that misbehave, 0 to 1
@@ -46,11 +51,7 @@ func (s *Server) drawRandomLocked(ep Endpoint) *Fault {
 	if rf == nil || rf.cfg.Rate <= 0 || len(rf.cfg.Faults) == 0 {
 		return nil
 	}
-	hit := false
-	for _, e := range rf.cfg.Endpoints {
-		hit = hit || e == ep
-	}
-	if !hit || rf.rnd.Float64() >= rf.cfg.Rate {
+	if !slices.Contains(rf.cfg.Endpoints, ep) || rf.rnd.Float64() >= rf.cfg.Rate {
 		return nil
 	}
 	rf.n++

@@ -98,7 +98,10 @@ type Options struct {
 	// Result, when set, is delivered for every image as is, in place of the
 	// editor's cut-out (the source is still downloaded). Benchmarks use it
 	// for images at Shopify's limits, which the flood fill would spend
-	// seconds and hundreds of megabytes on.
+	// seconds and hundreds of megabytes on. The service delivers a finished
+	// file of its own format at FINALIMAGEURL whatever was sent, so a
+	// result unrelated to the original's pixels is still one it could
+	// deliver; the app never relies on the two matching.
 	Result *Result
 }
 

@@ -1,7 +1,6 @@
 package shopifytest
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +9,13 @@ import (
 	"time"
 )
 
-// FaultKind is one way a GraphQL request fails under RandomFaults.
+// FaultKind is one way a GraphQL request fails under RandomFaults. Each is
+// a failure Shopify's Admin API documents or shows: 5xx answers
+// ("Shopify may return 5xx errors … retry"), 429 with Retry-After, a
+// THROTTLED error in a 200 answer when the calculated-cost bucket is empty
+// (shopify.dev/docs/api/usage/limits), and connections that stop answering,
+// before or after the work was done, which every client of a remote
+// service meets and must not take for "not done".
 type FaultKind string
 
 // The kinds of injected failures.
@@ -106,28 +111,21 @@ func (s *Store) randomFault(w http.ResponseWriter, r *http.Request, next http.Ha
 	}
 	rec := Request{Time: s.opts.Now(), Shop: r.Host, Path: r.URL.Path}
 	switch kind {
-	case FaultServerError, FaultTooMany:
-		rec.Status = http.StatusInternalServerError
-		if kind == FaultTooMany {
-			rec.Status, rec.Throttled = http.StatusTooManyRequests, true
-			w.Header().Set("Retry-After", fmt.Sprintf("%.3f", s.opts.RetryAfter.Seconds()))
-		}
-		s.record(rec)
-		writeJSON(w, rec.Status, map[string]any{"errors": http.StatusText(rec.Status)})
+	case FaultServerError:
+		s.failWith(w, r, http.StatusInternalServerError)
+	case FaultTooMany:
+		s.failWith(w, r, http.StatusTooManyRequests)
 	case FaultThrottled:
 		rec.Status, rec.Throttled = http.StatusOK, true
 		s.record(rec)
 		s.mu.Lock()
-		status := map[string]any{"maximumAvailable": s.opts.BucketSize, "currentlyAvailable": s.opts.BucketSize, "restoreRate": s.opts.RestoreRate}
+		bucket := map[string]any{"maximumAvailable": s.opts.BucketSize, "currentlyAvailable": s.opts.BucketSize, "restoreRate": s.opts.RestoreRate}
 		if sh, ok := s.shopFromHost(r); ok {
 			sh.bucket.refill(s.opts.Now(), s.opts.BucketSize, s.opts.RestoreRate)
-			status["currentlyAvailable"] = sh.bucket.available
+			bucket["currentlyAvailable"] = sh.bucket.available
 		}
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{
-			"errors":     []map[string]any{{"message": "Throttled", "extensions": map[string]any{"code": "THROTTLED"}}},
-			"extensions": map[string]any{"cost": map[string]any{"requestedQueryCost": 0, "actualQueryCost": nil, "throttleStatus": status}},
-		})
+		writeJSON(w, http.StatusOK, throttled(0, bucket))
 	case FaultHang, FaultHangAfter:
 		if kind == FaultHangAfter {
 			next.ServeHTTP(httptest.NewRecorder(), r) // done, and recorded by the handler

@@ -132,13 +132,7 @@ func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 	}
 	if sh.bucket.available < requested {
 		rec.Throttled = true
-		writeJSON(w, http.StatusOK, map[string]any{
-			"errors": []map[string]any{{
-				"message":    "Throttled",
-				"extensions": map[string]any{"code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"},
-			}},
-			"extensions": map[string]any{"cost": map[string]any{"requestedQueryCost": requested, "actualQueryCost": nil, "throttleStatus": status()}},
-		})
+		writeJSON(w, http.StatusOK, throttled(requested, status()))
 		return
 	}
 	sh.bucket.available -= requested
@@ -160,4 +154,16 @@ func (s *Store) handleGraphQL(w http.ResponseWriter, r *http.Request) {
 		resp["errors"] = list
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// throttled is Shopify's answer to a query its bucket has no room for: HTTP
+// 200, a THROTTLED error, nothing done, and the bucket's state.
+func throttled(requested float64, bucket map[string]any) map[string]any {
+	return map[string]any{
+		"errors": []map[string]any{{
+			"message":    "Throttled",
+			"extensions": map[string]any{"code": "THROTTLED", "documentation": "https://shopify.dev/api/usage/rate-limits"},
+		}},
+		"extensions": map[string]any{"cost": map[string]any{"requestedQueryCost": requested, "actualQueryCost": nil, "throttleStatus": bucket}},
+	}
 }

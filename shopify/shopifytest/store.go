@@ -285,13 +285,19 @@ func (s *Store) withFaults(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		shop := r.Host
-		s.record(Request{Time: s.opts.Now(), Shop: shop, Path: r.URL.Path, Status: status, Throttled: status == http.StatusTooManyRequests})
-		if status == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", fmt.Sprintf("%.3f", s.opts.RetryAfter.Seconds()))
-			writeJSON(w, status, map[string]any{"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."})
-			return
-		}
-		writeJSON(w, status, map[string]any{"errors": "Internal Server Error"})
+		s.failWith(w, r, status)
 	})
+}
+
+// failWith records r and answers it with status, as Shopify answers a call
+// it did not carry out: 429 with Retry-After (the REST-style rate limit the
+// Admin API also applies per app and store), any other status with its text.
+func (s *Store) failWith(w http.ResponseWriter, r *http.Request, status int) {
+	s.record(Request{Time: s.opts.Now(), Shop: r.Host, Path: r.URL.Path, Status: status, Throttled: status == http.StatusTooManyRequests})
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", fmt.Sprintf("%.3f", s.opts.RetryAfter.Seconds()))
+		writeJSON(w, status, map[string]any{"errors": "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."})
+		return
+	}
+	writeJSON(w, status, map[string]any{"errors": http.StatusText(status)})
 }
