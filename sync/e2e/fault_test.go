@@ -6,9 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"image/color"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,16 +16,12 @@ import (
 
 	"gorm.io/gorm"
 
-	"rtbshopify/config"
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
-	"rtbshopify/rtb"
 	"rtbshopify/rtb/rtbtest"
-	"rtbshopify/shopify"
 	"rtbshopify/shopify/admin"
 	"rtbshopify/shopify/shopifytest"
 	imgsync "rtbshopify/sync"
-	"rtbshopify/sync/web"
 )
 
 // The fault suite runs the whole app while its dependencies misbehave, then
@@ -104,74 +97,25 @@ type faultRun struct {
 // run takes seconds, and the pipeline on a clock the test moves.
 func newFaultRun(t *testing.T, db *gorm.DB, kind string) *faultRun {
 	t.Helper()
-	store := shopifytest.New(shopifytest.Options{APIKey: "test-key", APISecret: "test-secret", MediaProcessingDelay: 30 * time.Millisecond,
-		WebhookRetryInterval: 50 * time.Millisecond, RetryAfter: 50 * time.Millisecond,
-		// The rate limit does not set the pace here (THROTTLED is injected).
-		RestoreRate: 2000})
-	t.Cleanup(store.Close)
-	store.AddShop(shopDomain)
-	fakeRTB := rtbtest.New(rtbtest.Options{
-		Accounts: map[string]string{rtbEmail: rtbKey},
-		NewFor:   20 * time.Millisecond, ProductionFor: 20 * time.Millisecond, QualityCheckFor: 20 * time.Millisecond,
-		TickInterval: 10 * time.Millisecond, CallbackRetry: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond},
-	})
-	t.Cleanup(fakeRTB.Close)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	appURL := "http://" + ln.Addr().String()
-	cfg := config.Config{
-		AppURL: appURL, ShopifyAPIKey: "test-key", ShopifyAPISecret: "test-secret", ShopifyAPIVersion: "2026-10",
-		ShopifyScopes: []string{"read_products", "write_products", "write_files"}, ShopifyAdminBaseURL: store.URL(),
-		RTBBaseURL: fakeRTB.BaseURL(), RTBFilesBaseURL: fakeRTB.URL() + "/", AllowPrivateDownloads: true, Workers: 4,
-		EncryptionKeys: []config.Key{{ID: "k1", Secret: bytes.Repeat([]byte{9}, 32)}},
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("E2E_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	sealer, err := models.NewSealer(cfg.EncryptionKeys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := rtb.NewTokenSigner([]rtb.TokenKey{{ID: "k1", Secret: bytes.Repeat([]byte{7}, 32)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rtbClient, err := rtb.NewClient(cfg.RTBBaseURL, cfg.RTBFilesBaseURL, &http.Client{Timeout: clientTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
 	clock := &faultClock{}
-	app, err := web.Build(web.Parts{
-		DB: db, Log: log, Sealer: sealer, Signer: signer, RTB: rtbClient,
-		Fetcher: rtb.NewDownloader(cfg.AllowPrivateDownloads),
-		Shopify: func(enq shopify.Enqueuer) *shopify.App { return shopify.New(cfg, db, sealer, enq, log) },
-		Pipeline: imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers, MaxPerShop: 4, Now: clock.Now,
-			Idle: 20 * time.Millisecond, MediaRecheck: 50 * time.Millisecond, Lease: 6 * time.Second, MediaWait: 3 * time.Second,
+	h := newHarness(t, db, harnessOptions{noStart: true,
+		store: func(o *shopifytest.Options) {
+			o.WebhookRetryInterval, o.RetryAfter = 50*time.Millisecond, 50*time.Millisecond
+			o.RestoreRate = 2000 // the rate limit does not set the pace here (THROTTLED is injected)
+		},
+		rtbHTTP: &http.Client{Timeout: clientTimeout},
+		tune: func(o *imgsync.Options) {
+			o.Workers, o.MaxPerShop, o.Now = 4, 4, clock.Now
+			o.Lease, o.MediaWait = 6*time.Second, 3*time.Second
 			// A dropped callback is noticed after PollInterval (RTB_POLL_INTERVAL).
-			Schedule: imgsync.Schedule{Disabled: true, PollInterval: 300 * time.Millisecond, MaxPollInterval: 2 * time.Second}},
-		AdminOptions: func(o *admin.Options) {
+			o.Schedule.PollInterval, o.Schedule.MaxPollInterval = 300*time.Millisecond, 2*time.Second
+		},
+		admin: func(o *admin.Options) {
 			o.HTTPClient = &http.Client{Timeout: clientTimeout}
-			o.PollInterval, o.BaseDelay = 20*time.Millisecond, 20*time.Millisecond
+			o.BaseDelay = 20 * time.Millisecond
 		},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go app.HTTP.Listener(ln)
-	t.Cleanup(func() { app.HTTP.Shutdown() })
-	h := &harness{t: t, db: db, store: store, rtb: fakeRTB, app: app, url: appURL, cfg: cfg, log: log}
 	tmpl := rtbtest.DefaultTemplates()[0]
-	status, body := h.api("PUT", "/api/settings", map[string]any{
-		"enabled": true, "rtb": map[string]any{"contactEmail": rtbEmail, "contactApiKey": rtbKey},
-		"templateId": tmpl.ID, "imageScope": "all", "writeMode": "replace", "deliveryHours": 24,
-	})
-	if status != 200 {
-		t.Fatalf("save settings: %d %s", status, body)
-	}
 	return &faultRun{harness: h, clock: clock, kind: kind, before: map[string]shopifytest.ProductSnapshot{}, price: tmpl.Price,
 		faults: func() (string, int) { return "", 0 }}
 }

@@ -70,12 +70,18 @@ type harnessOptions struct {
 	// guardedDownloads refuses downloads from loopback and private
 	// addresses, as in production (the fake services are on loopback).
 	guardedDownloads bool
+	store            func(*shopifytest.Options) // adjusts the fake store
+	admin            func(*admin.Options)       // adjusts the Admin API client
 }
 
 func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 	t.Helper()
-	store := shopifytest.New(shopifytest.Options{APIKey: "test-key", APISecret: "test-secret", MediaProcessingDelay: 30 * time.Millisecond, WebhookRetryInterval: 20 * time.Millisecond,
-		RestoreRate: ho.restoreRate})
+	so := shopifytest.Options{APIKey: "test-key", APISecret: "test-secret", MediaProcessingDelay: 30 * time.Millisecond, WebhookRetryInterval: 20 * time.Millisecond,
+		RestoreRate: ho.restoreRate}
+	if ho.store != nil {
+		ho.store(&so)
+	}
+	store := shopifytest.New(so)
 	t.Cleanup(store.Close)
 	store.AddShop(shopDomain)
 	ro := rtbtest.Options{
@@ -112,7 +118,7 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 		if ho.tune != nil {
 			ho.tune(o)
 		}
-	}, nil, ho.rtbHTTP)
+	}, nil, ho.rtbHTTP, ho.admin)
 	go app.HTTP.Listener(ln)
 	t.Cleanup(func() { app.HTTP.Shutdown() })
 	h := &harness{t: t, db: db, store: store, rtb: fakeRTB, app: app, url: appURL, cfg: cfg, log: log}
@@ -147,8 +153,9 @@ func newHarness(t testing.TB, db *gorm.DB, ho harnessOptions) *harness {
 // buildApp connects the app's parts as the composition root in main.go
 // does, from a test's configuration; tune adjusts the pipeline's options,
 // pages, when set, mounts the admin UI; rtbHTTP, when set, is the client
-// for Remove The Background.
-func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.Options), pages func(*fiber.App, *shopify.App), rtbHTTP *http.Client) *web.App {
+// for Remove The Background; adminTune, when set, adjusts the Admin API
+// client's options.
+func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tune func(*imgsync.Options), pages func(*fiber.App, *shopify.App), rtbHTTP *http.Client, adminTune func(*admin.Options)) *web.App {
 	t.Helper()
 	sealer, err := models.NewSealer(cfg.EncryptionKeys)
 	if err != nil {
@@ -172,7 +179,12 @@ func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tu
 		Shopify:  func(enq shopify.Enqueuer) *shopify.App { return shopify.New(cfg, db, sealer, enq, log) },
 		Pipeline: opts, Pages: pages,
 		// The fake store processes media in tens of milliseconds.
-		AdminOptions: func(o *admin.Options) { o.PollInterval = 20 * time.Millisecond },
+		AdminOptions: func(o *admin.Options) {
+			o.PollInterval = 20 * time.Millisecond
+			if adminTune != nil {
+				adminTune(o)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

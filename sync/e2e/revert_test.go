@@ -87,7 +87,7 @@ func TestWorkerStoppedMidWriteBackIsFinishedByAnotherWithoutDuplicates(t *testin
 			o.Idle = 20 * time.Millisecond
 			o.Lease = time.Second
 			o.Schedule.Disabled = true
-		}, nil, nil)
+		}, nil, nil, nil)
 		sctx, scancel := context.WithCancel(context.Background())
 		second.Pipeline.Start(sctx)
 		t.Cleanup(func() { second.Pipeline.Stop(context.Background()); scancel() })

@@ -65,7 +65,7 @@ func TestShutdownDuringASubmitThatNeverLeft(t *testing.T) {
 			o.Idle = 20 * time.Millisecond
 			o.MediaRecheck = 50 * time.Millisecond
 			o.Schedule.Disabled = true
-		}, nil, nil)
+		}, nil, nil, nil)
 		sctx, scancel := context.WithCancel(context.Background())
 		next.Pipeline.Start(sctx)
 		t.Cleanup(func() { next.Pipeline.Stop(context.Background()); scancel() })

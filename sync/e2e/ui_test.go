@@ -71,7 +71,7 @@ func newUIHarness(t *testing.T) *harness {
 			APIKey: cfg.ShopifyAPIKey, Secrets: []string{cfg.ShopifyAPISecret}, Sessions: shop.Sessions(), Log: log,
 			DevTokens: func(shop string) string { return store.SessionToken(shop, time.Minute) }, Shim: true,
 		})
-	}, nil)
+	}, nil, nil)
 	go app.HTTP.Listener(ln)
 	t.Cleanup(func() { app.HTTP.Shutdown() })
 	h := &harness{t: t, db: db, store: store, rtb: fakeRTB, app: app, url: cfg.AppURL, cfg: cfg, log: log}
