@@ -74,14 +74,12 @@ func (a *API) decideJob(c *fiber.Ctx, approve bool) error {
 	if err != nil {
 		return err
 	}
+	var j *models.ImageJob
 	if approve {
-		j, err := a.Pipeline.Approve(c.UserContext(), shop.ID, id)
-		if err != nil {
-			return jobError(err)
-		}
-		return send(c, fiber.StatusAccepted, jobView(j))
+		j, err = a.Pipeline.Approve(c.UserContext(), shop.ID, id)
+	} else {
+		j, err = a.Pipeline.Reject(c.UserContext(), shop.ID, id, in.Reason)
 	}
-	j, err := a.Pipeline.Reject(c.UserContext(), shop.ID, id, in.Reason)
 	if err != nil {
 		return jobError(err)
 	}
