@@ -114,7 +114,7 @@ func (in *inbox) record(row *models.WebhookDelivery) error {
 }
 
 func (in *inbox) flushLoop() {
-	f := &flusher{in: in}
+	f := newFlusher(in)
 	defer f.closeConn()
 	batch := make([]*inboxWrite, 0, inboxMaxBatch)
 	for w := range in.queue {
@@ -153,6 +153,7 @@ func (in *inbox) flushLoop() {
 // keeps prepared is bounded by the flushers, not by the pool.
 type flusher struct {
 	in     *inbox
+	own    bool // keeps a connection of its own (MySQL, a pool large enough)
 	conn   *sql.Conn
 	connAt time.Time
 	stmts  map[int]*sql.Stmt // by batch size, on conn
@@ -171,8 +172,8 @@ func (f *flusher) insert(batch []*inboxWrite) error {
 	}
 	onConflict := " ON CONFLICT (webhook_id) DO NOTHING"
 	if models.DialectOf(f.in.db) == models.MySQL {
-		onConflict = " ON DUPLICATE KEY UPDATE webhook_id = webhook_id"
-		if f.ownConnection() {
+		onConflict = mysqlKeepRecorded
+		if f.own {
 			err := f.execPrepared(ctx, len(batch), args)
 			if !errors.Is(err, errNotPrepared) {
 				if err != nil {
@@ -197,14 +198,21 @@ func (f *flusher) insert(batch []*inboxWrite) error {
 // each batch like everything else.
 const minPoolForOwnConnections = 8
 
-func (f *flusher) ownConnection() bool {
-	sqlDB, err := f.in.db.DB()
-	if err != nil {
-		return false
+// newFlusher is a flush loop's writer; whether it keeps a connection of its
+// own is settled once, from the pool's size.
+func newFlusher(in *inbox) *flusher {
+	f := &flusher{in: in}
+	if models.DialectOf(in.db) == models.MySQL {
+		if sqlDB, err := in.db.DB(); err == nil {
+			n := sqlDB.Stats().MaxOpenConnections
+			f.own = n == 0 || n >= minPoolForOwnConnections
+		}
 	}
-	n := sqlDB.Stats().MaxOpenConnections
-	return n == 0 || n >= minPoolForOwnConnections
+	return f
 }
+
+// mysqlKeepRecorded leaves a delivery id already recorded as it is.
+const mysqlKeepRecorded = " ON DUPLICATE KEY UPDATE webhook_id = webhook_id"
 
 // errNotPrepared marks a statement the server refused to prepare.
 var errNotPrepared = errors.New("statement not prepared")
@@ -261,7 +269,7 @@ func (f *flusher) execOnce(ctx context.Context, n int, args []any) error {
 	st := f.stmts[n]
 	if st == nil {
 		var err error
-		if st, err = f.conn.PrepareContext(ctx, insertDeliveries(n, " ON DUPLICATE KEY UPDATE webhook_id = webhook_id")); err != nil {
+		if st, err = f.conn.PrepareContext(ctx, insertDeliveries(n, mysqlKeepRecorded)); err != nil {
 			f.closeConn()
 			if errors.Is(err, driver.ErrBadConn) || errors.Is(err, mysql.ErrInvalidConn) {
 				return err

@@ -64,7 +64,7 @@ func TestInboxBatchInsertDeduplicatesInTheStatement(t *testing.T) {
 			at := now.UnixMilli()
 			return &inboxWrite{row: &models.WebhookDelivery{WebhookID: id, Topic: topic, ShopDomain: testShop, ReceivedAt: now, Body: []byte(`{}`), PendingAt: &at}}
 		}
-		f := &flusher{in: e.app.inbox}
+		f := newFlusher(e.app.inbox)
 		defer f.closeConn()
 		if err := f.insert([]*inboxWrite{row("a", "first")}); err != nil {
 			t.Fatal(err)
@@ -200,7 +200,7 @@ func TestInboxFlusherOutlivesItsConnection(t *testing.T) {
 			at := now.UnixMilli()
 			return []*inboxWrite{{row: &models.WebhookDelivery{WebhookID: id, Topic: "products/update", ShopDomain: testShop, ReceivedAt: now, Body: []byte(`{}`), PendingAt: &at}}}
 		}
-		f := &flusher{in: e.app.inbox}
+		f := newFlusher(e.app.inbox)
 		defer f.closeConn()
 		if err := f.insert(row("before")); err != nil {
 			t.Fatal(err)
@@ -236,7 +236,7 @@ func TestInboxFlusherInASmallPoolBorrowsItsConnection(t *testing.T) {
 		e := newEnv(t, small)
 		now := e.clock.Now().UTC()
 		at := now.UnixMilli()
-		f := &flusher{in: e.app.inbox}
+		f := newFlusher(e.app.inbox)
 		defer f.closeConn()
 		if err := f.insert([]*inboxWrite{{row: &models.WebhookDelivery{WebhookID: "small-pool", Topic: "products/update", ShopDomain: testShop, ReceivedAt: now, Body: []byte(`{}`), PendingAt: &at}}}); err != nil {
 			t.Fatal(err)
