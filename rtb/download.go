@@ -36,10 +36,10 @@ const (
 	MaxImagePixels = 20_000_000
 	maxRedirects   = 3
 	// HeldImageBytes bounds the downloaded images a Downloader holds in
-	// memory at once: three at Shopify's limit, or many of the usual size.
+	// memory at once: two at Shopify's limit, or many of the usual size.
 	// A download waits for room, so 8 workers of 20 MB images cannot hold
 	// 160 MB between them.
-	HeldImageBytes = 3 * MaxImageBytes
+	HeldImageBytes = 2 * MaxImageBytes
 )
 
 // Rules a download can break; DownloadError.Rule is one of these.

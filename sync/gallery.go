@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"rtbshopify/models"
 	"rtbshopify/shopify/admin"
@@ -14,17 +15,21 @@ import (
 // already there before it changes anything.
 
 // ensureFile returns the id of a file with a deterministic name, creating
-// it from source() only when it does not exist yet (so nothing is uploaded
-// for a file that is already there).
-func (w *writer) ensureFile(ctx context.Context, name, alt string, source func() (string, error)) (string, error) {
-	if f, err := w.c.FindFile(ctx, name); errors.Is(err, admin.ErrFilePending) {
-		// An earlier attempt's file may still be processing: look again
-		// later rather than make a second one.
-		return "", fmt.Errorf("%w: %w", errNotReadyYet, err)
-	} else if err != nil {
-		return "", err
-	} else if f != nil {
-		return f.ID, nil
+// it from source() only when it does not exist yet. fileCreate refuses a
+// name already taken (RAISE_ERROR), and the file of that name is then
+// found; a source that costs an upload is looked up first instead (free),
+// so nothing is uploaded for a file that is already there.
+func (w *writer) ensureFile(ctx context.Context, name, alt string, free bool, source func() (string, error)) (string, error) {
+	if !free {
+		if f, err := w.c.FindFile(ctx, name); errors.Is(err, admin.ErrFilePending) {
+			// An earlier attempt's file may still be processing: look again
+			// later rather than make a second one.
+			return "", fmt.Errorf("%w: %w", errNotReadyYet, err)
+		} else if err != nil {
+			return "", err
+		} else if f != nil {
+			return f.ID, nil
+		}
 	}
 	src, err := source()
 	if err != nil {
@@ -60,9 +65,11 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 				return "", false, err
 			}
 		}
+		var created time.Time
 		if j.ResultMediaID == "" {
+			created = time.Now()
 			name := processedName(j, w.up.ext)
-			id, err := w.ensureFile(ctx, name, alt, func() (string, error) {
+			id, err := w.ensureFile(ctx, name, alt, false, func() (string, error) {
 				return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
 			})
 			if err != nil {
@@ -78,7 +85,7 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 		}
 		// Shopify attaches only READY files to products, and a media found
 		// attached after a crash may still be processing.
-		err := w.waitReady(ctx, id)
+		err := w.waitNew(ctx, id, created)
 		if errors.Is(err, errMediaFailed) || errors.Is(err, admin.ErrNotFound) {
 			if ferr := w.forgetResult(ctx, err); ferr != nil {
 				return "", false, ferr
@@ -177,20 +184,51 @@ func jobGallery(ctx context.Context, c *admin.Client, j *models.ImageJob) (*admi
 	return c.Gallery(ctx, j.ProductID, ids...)
 }
 
+// jobMedia reads what an in-place write-back needs of the job's product:
+// the original and the file held for review, if they are on it, with their
+// details. Unlike jobGallery it does not read the gallery's order, so its
+// cost does not grow with the product's size.
+func jobMedia(ctx context.Context, c *admin.Client, j *models.ImageJob) (*admin.Product, error) {
+	ids := []string{j.MediaID}
+	if j.ReviewFileID != "" && j.ReviewFileID != j.MediaID {
+		ids = append(ids, j.ReviewFileID)
+	}
+	return c.ProductMediaByID(ctx, j.ProductID, ids...)
+}
+
 var errMediaFailed = errors.New("shopify could not process the uploaded image")
 
 func (w *writer) waitReady(ctx context.Context, id string) error {
-	st, err := w.c.WaitMediaReady(ctx, w.p.o.MediaWait, id)
+	return w.waitNew(ctx, id, time.Time{})
+}
+
+// waitNew is waitReady for a media given bytes at since (created, or
+// replaced), which Shopify never has READY at once: its first look comes
+// when the shop's media are likely done (waitReady when since is zero).
+func (w *writer) waitNew(ctx context.Context, id string, since time.Time) error {
+	st, err := w.c.WaitNewMediaReady(ctx, w.p.o.MediaWait, since, id)
+	return readiness(id, st[id], err)
+}
+
+// waitImage is waitNew that also returns the image's URL once READY.
+func (w *writer) waitImage(ctx context.Context, id string, since time.Time) (string, error) {
+	st, err := w.c.WaitNewImagesReady(ctx, w.p.o.MediaWait, since, id)
+	return st[id].URL, readiness(id, st[id].Status, err)
+}
+
+// readiness is what a wait for a media that ended in status (with err)
+// means for the write-back.
+func readiness(id, status string, err error) error {
 	if errors.Is(err, admin.ErrWaitTimeout) {
 		// Still processing at Shopify: not a failure yet. The job backs off
 		// and looks again, and fails clearly once its attempts are used up.
-		return fmt.Errorf("media %s (%s): %w: %w", id, st[id], errNotReadyYet, err)
+		return fmt.Errorf("media %s (%s): %w: %w", id, status, errNotReadyYet, err)
 	}
 	if err != nil {
 		return err
 	}
-	if st[id] != "READY" {
-		return fmt.Errorf("%w (media %s is %s)", errMediaFailed, id, st[id])
+	if status != "READY" {
+		return fmt.Errorf("%w (media %s is %s)", errMediaFailed, id, status)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strconv"
+	"time"
 
 	"rtbshopify/models"
 	"rtbshopify/rtb"
@@ -63,12 +64,26 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	if held, err := p.holdForReview(ctx, l, settings, c, img); held || err != nil {
 		return err
 	}
-	product, err := jobGallery(ctx, c, j)
-	if errors.Is(err, admin.ErrNotFound) {
-		return l.release(ctx, map[string]any{"state": models.JobFailed, "error": "The product was deleted before the processed image arrived."}, nil, "product gone")
+	// A swap in place needs only the job's own media; adding a media needs
+	// the gallery's order too, to put it where the original is. A fresh
+	// write-back is planned from the original as the job recorded it, and
+	// planned again should the original be another file now.
+	read := jobGallery
+	var planned *upload
+	switch {
+	case j.WriteMode == ModeAdd, j.ResultMediaID != "" && j.ResultMediaID != j.MediaID:
+	case j.Step == stepReplaced, j.ResultMediaID == j.MediaID:
+		read = jobMedia
+	default:
+		up := fitToOriginal(img, j.OriginalFilename, "")
+		planned = &up
+		if up.inPlace {
+			read = jobMedia
+		}
 	}
-	if err != nil {
-		return p.fail(ctx, l, err, "Could not read the product from Shopify.")
+	product, err := read(ctx, c, j)
+	if done, err := p.productRead(ctx, l, err); done {
+		return err
 	}
 	wb := &writer{p: p, l: l, c: c, img: img}
 	orig, _ := findMedia(product, j.MediaID)
@@ -89,8 +104,11 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		wb.up = delivered(img, "")
 		err = wb.replaceWithNew(ctx, product)
 	default:
-		name, mime := originalFile(j, orig)
-		wb.up = fitToOriginal(img, name, mime)
+		if name, mime := originalFile(j, orig); planned != nil && name == j.OriginalFilename && originalFormat(name, mime) == originalFormat(name, "") {
+			wb.up = *planned
+		} else {
+			wb.up = fitToOriginal(img, name, mime)
+		}
 		if orig != nil {
 			if err := l.update(ctx, map[string]any{}, wb.up.why); err != nil {
 				return err
@@ -98,9 +116,16 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		}
 		if wb.up.inPlace {
 			err = wb.replaceInPlace(ctx, product)
-		} else {
-			err = wb.replaceWithNew(ctx, product)
+			break
 		}
+		if planned != nil && planned.inPlace {
+			// Planned in place, but the original is another file now.
+			product, err = jobGallery(ctx, c, j)
+			if done, err := p.productRead(ctx, l, err); done {
+				return err
+			}
+		}
+		err = wb.replaceWithNew(ctx, product)
 	}
 	if err != nil {
 		if errors.Is(err, errGone) {
@@ -116,6 +141,18 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		return p.fail(ctx, l, err, writeBackFailure(err))
 	}
 	return nil
+}
+
+// productRead ends the write-back (done) when reading its product failed:
+// the product was deleted, or Shopify could not be read.
+func (p *Pipeline) productRead(ctx context.Context, l *lease, err error) (bool, error) {
+	if errors.Is(err, admin.ErrNotFound) {
+		return true, l.release(ctx, map[string]any{"state": models.JobFailed, "error": "The product was deleted before the processed image arrived."}, nil, "product gone")
+	}
+	if err != nil {
+		return true, p.fail(ctx, l, err, "Could not read the product from Shopify.")
+	}
+	return false, nil
 }
 
 // processedImage downloads the processed image, through the download
@@ -197,7 +234,7 @@ func (w *writer) gone(ctx context.Context) error {
 			w.up = fitToOriginal(w.img, fn, mime)
 		}
 		name := processedName(j, w.up.ext)
-		id, err := w.ensureFile(ctx, name, j.OriginalAlt, func() (string, error) {
+		id, err := w.ensureFile(ctx, name, j.OriginalAlt, false, func() (string, error) {
 			return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
 		})
 		if err != nil {
@@ -231,14 +268,18 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 		// Removed by the merchant, before or after the swap: never put back.
 		return errGone
 	}
+	var replaced time.Time // zero after a crash: the swap may be done already
 	if j.Step != stepReplaced {
-		if err := w.keepOriginal(ctx, orig); err != nil {
+		// The processed image is staged while Shopify copies the original.
+		var src string
+		stage := func() (err error) {
+			src, err = w.c.StageUpload(ctx, processedName(j, w.up.ext), w.up.mime, w.up.data)
 			return err
 		}
-		src, err := w.c.StageUpload(ctx, processedName(j, w.up.ext), w.up.mime, w.up.data)
-		if err != nil {
+		if err := w.keepOriginal(ctx, orig, stage); err != nil {
 			return err
 		}
+		replaced = time.Now()
 		if err := w.c.ReplaceFileImage(ctx, j.MediaID, src); err != nil {
 			return err
 		}
@@ -246,13 +287,14 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 			return err
 		}
 	}
-	if err := w.waitReady(ctx, j.MediaID); err != nil {
+	url, err := w.waitImage(ctx, j.MediaID, replaced)
+	if err != nil {
 		return err
 	}
 	if err := w.dropHeld(ctx, product); err != nil {
 		return err
 	}
-	return w.finish(ctx, j.MediaID, "processed image in place of the original")
+	return w.finish(ctx, j.MediaID, url, "processed image in place of the original")
 }
 
 var errCopyFailed = errors.New("shopify could not process the kept copy of the original")
@@ -261,11 +303,14 @@ var errCopyFailed = errors.New("shopify could not process the kept copy of the o
 // before they are replaced. A copy Shopify failed to process is deleted
 // (it is the app's own file, and it holds the name) and made again from
 // the original as it is now, so a failed copy never blocks the job.
-func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media) error {
+// meanwhile runs once, while Shopify makes the copy, before it is awaited.
+func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media, meanwhile func() error) error {
 	j := w.l.job
 	for try := 0; ; try++ {
+		var created time.Time // zero when an earlier attempt made the copy
 		if j.OriginalFileID == "" {
-			id, err := w.ensureFile(ctx, originalName(j, extOf(orig.Filename)), orig.Alt,
+			created = time.Now()
+			id, err := w.ensureFile(ctx, originalName(j, extOf(orig.Filename)), orig.Alt, true,
 				func() (string, error) { return orig.URL, nil })
 			if err != nil {
 				return err
@@ -274,7 +319,13 @@ func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media) error {
 				return err
 			}
 		}
-		err := w.waitReady(ctx, j.OriginalFileID)
+		if meanwhile != nil {
+			if err := meanwhile(); err != nil {
+				return err
+			}
+			meanwhile = nil
+		}
+		err := w.waitNew(ctx, j.OriginalFileID, created)
 		if !errors.Is(err, errMediaFailed) {
 			return err
 		}
@@ -349,7 +400,7 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 	if err := w.l.update(ctx, map[string]any{"original_file_id": j.MediaID}, "original detached, kept in Files"); err != nil {
 		return err
 	}
-	return w.finish(ctx, newID, "processed image replaced the original")
+	return w.finish(ctx, newID, "", "processed image replaced the original")
 }
 
 // makeRoom detaches the original first when the product holds Shopify's
@@ -400,7 +451,7 @@ func (w *writer) add(ctx context.Context, product *admin.Product) error {
 			return err
 		}
 	}
-	return w.finish(ctx, newID, "processed image added after the original")
+	return w.finish(ctx, newID, "", "processed image added after the original")
 }
 
 // placeNew puts the processed image on the product as a new media (with
@@ -439,11 +490,14 @@ func (w *writer) placeNew(ctx context.Context, product *admin.Product) (string, 
 	return newID, product, orig, nil
 }
 
-func (w *writer) finish(ctx context.Context, resultID, msg string) error {
+// finish ends the job done with resultID on the product; processedURL,
+// the result's image URL, is read when not known.
+func (w *writer) finish(ctx context.Context, resultID, processedURL, msg string) error {
 	j := w.l.job
-	processedURL := ""
-	if st, err := w.c.FileStatus(ctx, resultID); err == nil {
-		processedURL = st[resultID].URL
+	if processedURL == "" {
+		if st, err := w.c.FileStatus(ctx, resultID); err == nil {
+			processedURL = st[resultID].URL
+		}
 	}
 	return w.l.release(ctx, map[string]any{"state": models.JobDone, "result_media_id": resultID, "processed_url": processedURL,
 		"step": "", "error": ""}, nil, msg+" (job "+strconv.FormatUint(j.ID, 10)+")")

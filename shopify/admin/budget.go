@@ -27,6 +27,10 @@ type Budget struct {
 	reserved  float64 // points promised to requests in flight
 	lastCost  map[string]float64
 	now       func() time.Time
+	// processing is how long the shop's new media have lately taken to be
+	// READY (a moving average), so that a wait for one first looks when it
+	// is likely done: every look costs points.
+	processing time.Duration
 }
 
 // NewBudget returns a Budget that assumes a full Standard bucket until Shopify reports otherwise.
@@ -165,4 +169,27 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// firstLook is how long a wait for media just given bytes should let pass
+// before its first look: as long as they have lately taken (a look too
+// soon costs a point, one too late only time), at least floor, at most
+// ceiling.
+func (b *Budget) firstLook(floor, ceiling time.Duration) time.Duration {
+	b.mu.Lock()
+	d := b.processing
+	b.mu.Unlock()
+	return min(max(d, floor), ceiling)
+}
+
+// processed notes that media took d to be READY (or FAILED) after they were
+// given bytes, as seen by the look that found them done.
+func (b *Budget) processed(d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.processing == 0 {
+		b.processing = d
+		return
+	}
+	b.processing += (d - b.processing) / 5
 }

@@ -56,6 +56,17 @@ const docProductGallery = `query ProductGallery($id: ID!, $ids: [ID!]!) {
   }
 }`
 
+// ProductMediaByID reads only the named media of a product (Shopify's
+// media filter by id: "id:1 OR id:2"), whatever the size of its gallery.
+const docProductMediaByID = `query ProductMediaByID($id: ID!, $query: String!, $first: Int!) {
+  product(id: $id) {
+    id title
+    media(first: $first, query: $query) {
+      nodes { id alt status mediaContentType ... on MediaImage { mimeType image { url } } }
+    }
+  }
+}`
+
 // MediaByID reads media by id, whatever product they are on.
 const docMediaByID = `query MediaByID($ids: [ID!]!) {
   nodes(ids: $ids) {
@@ -126,6 +137,16 @@ const docMediaStatus = `query MediaStatus($ids: [ID!]!) {
   }
 }`
 
+// MediaReady is MediaStatus with the image's URL, which Shopify gives (and
+// charges a point for) only once the image is READY.
+const docMediaReady = `query MediaReady($ids: [ID!]!) {
+  nodes(ids: $ids) {
+    id
+    ... on Media { status }
+    ... on MediaImage { image { url } }
+  }
+}`
+
 const docProductReorderMedia = `mutation ProductReorderMedia($id: ID!, $moves: [MoveInput!]!) {
   productReorderMedia(id: $id, moves: $moves) {
     job { id done }
@@ -159,6 +180,7 @@ func Documents() map[string]string {
 		"ProductVariants":           docProductVariants,
 		"ProductGallery":            docProductGallery,
 		"MediaByID":                 docMediaByID,
+		"ProductMediaByID":          docProductMediaByID,
 		"ProductsUpdatedSince":      docProductsUpdatedSince,
 		"StagedUploadsCreate":       docStagedUploadsCreate,
 		"FileCreate":                docFileCreate,
@@ -166,6 +188,7 @@ func Documents() map[string]string {
 		"FindFile":                  docFindFile,
 		"FileStatus":                docFileStatus,
 		"MediaStatus":               docMediaStatus,
+		"MediaReady":                docMediaReady,
 		"FileDelete":                docFileDelete,
 		"ProductReorderMedia":       docProductReorderMedia,
 		"Job":                       docJob,

@@ -72,6 +72,55 @@ func TestGalleryCostGrowsByAPointAMedia(t *testing.T) {
 	}
 }
 
+// ProductMediaByID reads the named media of one product only, at a cost
+// that does not grow with its gallery.
+func TestProductMediaByID(t *testing.T) {
+	f := setup(t, shopifytest.Options{})
+	np := shopifytest.NewProduct{Title: "Large"}
+	for i := range 30 {
+		np.Images = append(np.Images, shopifytest.NewImage{Filename: fmt.Sprint("i", i, ".jpg"), Data: shopifytest.SampleJPEG(4, 4, color.White), Alt: fmt.Sprint("view ", i)})
+	}
+	rec, err := f.store.CreateProduct(shop, np)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := f.product(t)
+	if _, err := f.client.WaitMediaReady(ctx(t), 0, rec.MediaIDs...); err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.client.ProductMediaByID(ctx(t), rec.ID, rec.MediaIDs[29])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != rec.ID || len(p.Media) != 1 {
+		t.Fatalf("product = %+v", p)
+	}
+	m := p.Media[0]
+	if m.ID != rec.MediaIDs[29] || m.Alt != "view 29" || m.Status != "READY" || m.Filename != "i29.jpg" || m.MimeType != "image/jpeg" || m.Position != -1 {
+		t.Errorf("media = %+v", m)
+	}
+	if c := costOf(t, f.store, "ProductMediaByID"); c > 3+2 {
+		t.Errorf("one media of a 30-media product cost %.0f points, want at most 5", c)
+	}
+	// A media of another product, and a deleted one, are not on it.
+	if err := f.store.DeleteMedia(shop, rec.ID, rec.MediaIDs[3]); err != nil {
+		t.Fatal(err)
+	}
+	p, err = f.client.ProductMediaByID(ctx(t), rec.ID, rec.MediaIDs[3], other.MediaIDs[0], rec.MediaIDs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Media) != 1 || p.Media[0].ID != rec.MediaIDs[0] {
+		t.Fatalf("media = %+v, want only %s", p.Media, rec.MediaIDs[0])
+	}
+	if _, err := f.client.ProductMediaByID(ctx(t), "gid://shopify/Product/424242", rec.MediaIDs[0]); !errors.Is(err, admin.ErrNotFound) {
+		t.Fatalf("missing product: err = %v", err)
+	}
+	if _, err := f.client.ProductMediaByID(ctx(t), rec.ID, "gid://shopify/MediaImage/1 OR title:x"); err == nil {
+		t.Fatal("a malformed media id was sent in a search query")
+	}
+}
+
 func TestMediaByID(t *testing.T) {
 	f := setup(t, shopifytest.Options{})
 	rec := f.product(t)

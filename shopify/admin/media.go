@@ -55,7 +55,8 @@ func (c *Client) ReorderMedia(ctx context.Context, productID string, moves []Mov
 }
 
 func (c *Client) waitJob(ctx context.Context, jobID string) error {
-	return c.poll(ctx, 0, func() (bool, error) {
+	// The mutation answered a moment ago that the job is not done.
+	return c.poll(ctx, 0, c.opts.PollInterval, func() (bool, error) {
 		var out struct {
 			Job *struct {
 				Done bool `json:"done"`
@@ -76,15 +77,22 @@ func (c *Client) waitJob(ctx context.Context, jobID string) error {
 // after a while rather than wait on.
 var ErrWaitTimeout = errors.New("shopify: not finished before the wait deadline")
 
-// poll calls check with a growing interval (PollInterval ×1.5, at most 5 s) until it reports
-// done, fails, ctx ends, or within (MaxWait when not positive) has passed, which yields
-// ErrWaitTimeout: no wait is unbounded, so a media stuck in processing cannot pin a worker.
-func (c *Client) poll(ctx context.Context, within time.Duration, check func() (bool, error)) error {
+// poll calls check, first after first (at once when it is not positive) and then with a growing
+// interval (PollInterval ×1.5, at most 5 s), until it reports done, fails, ctx ends, or within
+// (MaxWait when not positive) has passed, which yields ErrWaitTimeout: no wait is unbounded, so
+// a media stuck in processing cannot pin a worker.
+func (c *Client) poll(ctx context.Context, within, first time.Duration, check func() (bool, error)) error {
 	if within <= 0 || within > c.opts.MaxWait {
 		within = c.opts.MaxWait
 	}
 	deadline := time.Now().Add(within)
 	interval := c.opts.PollInterval
+	if first > 0 {
+		// The work was just asked for: a look now would only cost points.
+		if err := sleepCtx(ctx, min(first, within)); err != nil {
+			return err
+		}
+	}
 	for {
 		done, err := check()
 		if err != nil || done {
@@ -156,16 +164,58 @@ func (c *Client) DetachVariantMedia(ctx context.Context, productID string, links
 // MaxWait when not positive), then fails with ErrWaitTimeout; when ctx ends first, or on
 // timeout, the statuses seen so far are returned with the error.
 func (c *Client) WaitMediaReady(ctx context.Context, within time.Duration, ids ...string) (map[string]string, error) {
-	statuses := make(map[string]string, len(ids))
+	st, err := c.waitMedia(ctx, within, time.Time{}, false, ids)
+	return statusesOf(st), err
+}
+
+// WaitNewMediaReady is WaitMediaReady for media given bytes (created, or replaced) at since:
+// Shopify never has them READY at once, so it first looks a poll interval after since, or about
+// as long after it as the shop's new media have lately taken, when that is longer (every look
+// costs points). The time they took is remembered in the shop's Budget.
+func (c *Client) WaitNewMediaReady(ctx context.Context, within time.Duration, since time.Time, ids ...string) (map[string]string, error) {
+	st, err := c.waitMedia(ctx, within, since, false, ids)
+	return statusesOf(st), err
+}
+
+// MediaState is a media's processing status and, once it is READY, its image's URL.
+type MediaState struct{ Status, URL string }
+
+// WaitNewImagesReady is WaitNewMediaReady that also returns each image's URL, read by the look
+// that finds it READY: a point more on that look only, where a read afterwards would cost two.
+func (c *Client) WaitNewImagesReady(ctx context.Context, within time.Duration, since time.Time, ids ...string) (map[string]MediaState, error) {
+	return c.waitMedia(ctx, within, since, true, ids)
+}
+
+func statusesOf(st map[string]MediaState) map[string]string {
+	out := make(map[string]string, len(st))
+	for id, s := range st {
+		out[id] = s.Status
+	}
+	return out
+}
+
+func (c *Client) waitMedia(ctx context.Context, within time.Duration, since time.Time, urls bool, ids []string) (map[string]MediaState, error) {
+	states := make(map[string]MediaState, len(ids))
 	pending := append([]string(nil), ids...)
-	err := c.poll(ctx, within, func() (bool, error) {
+	var first time.Duration
+	if !since.IsZero() {
+		first = time.Until(since.Add(c.budget.firstLook(c.opts.PollInterval, 10*time.Second)))
+	}
+	op, doc := "MediaStatus", docMediaStatus
+	if urls {
+		op, doc = "MediaReady", docMediaReady
+	}
+	err := c.poll(ctx, within, first, func() (bool, error) {
 		var out struct {
 			Nodes []*struct {
 				ID     string `json:"id"`
 				Status string `json:"status"`
+				Image  *struct {
+					URL string `json:"url"`
+				} `json:"image"`
 			} `json:"nodes"`
 		}
-		if err := c.do(ctx, "MediaStatus", docMediaStatus, map[string]any{"ids": pending}, &out); err != nil {
+		if err := c.do(ctx, op, doc, map[string]any{"ids": pending}, &out); err != nil {
 			return false, err
 		}
 		var still []string
@@ -173,20 +223,27 @@ func (c *Client) WaitMediaReady(ctx context.Context, within time.Duration, ids .
 			if i >= len(out.Nodes) || out.Nodes[i] == nil {
 				return false, fmt.Errorf("media %s: %w", id, ErrNotFound)
 			}
-			st := out.Nodes[i].Status
-			statuses[id] = st
-			if st != "READY" && st != "FAILED" {
+			n := out.Nodes[i]
+			st := MediaState{Status: n.Status}
+			if n.Image != nil {
+				st.URL = n.Image.URL
+			}
+			states[id] = st
+			if st.Status != "READY" && st.Status != "FAILED" {
 				still = append(still, id)
 			}
 		}
 		pending = still
+		if len(pending) == 0 && !since.IsZero() {
+			c.budget.processed(time.Since(since))
+		}
 		return len(pending) == 0, nil
 	})
 	if err != nil {
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = errors.Join(ctxErr, err)
 		}
-		return statuses, fmt.Errorf("wait for media: %w", err)
+		return states, fmt.Errorf("wait for media: %w", err)
 	}
-	return statuses, nil
+	return states, nil
 }

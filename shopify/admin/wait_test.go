@@ -97,3 +97,45 @@ func TestFindFileMatchesTheExactNameOnly(t *testing.T) {
 		t.Errorf("FindFile(busy-3.jpg) = %+v, %v; want ErrFilePending", got, err)
 	}
 }
+
+// A media just given bytes is never READY at once: WaitNewMediaReady waits
+// one poll interval before its first look, so it does not pay for a look
+// that can only answer "processing"; WaitMediaReady looks at once.
+func TestWaitNewMediaReadyLooksAfterOneInterval(t *testing.T) {
+	f := setup(t, shopifytest.Options{MediaProcessingDelay: 40 * time.Millisecond})
+	c := ctx(t)
+	client := admin.New(admin.Options{Shop: shop, Token: admin.StaticToken(f.token), BaseURL: f.store.URL(), PollInterval: 150 * time.Millisecond})
+	looks := func() int {
+		n := 0
+		for _, r := range f.store.Requests() {
+			if r.Operation == "MediaStatus" {
+				n++
+			}
+		}
+		return n
+	}
+	for _, wait := range []struct {
+		name  string
+		fn    func(context.Context, time.Duration, ...string) (map[string]string, error)
+		looks int
+	}{{"WaitNewMediaReady", func(c context.Context, d time.Duration, ids ...string) (map[string]string, error) {
+		return client.WaitNewMediaReady(c, d, time.Now(), ids...)
+	}, 1}, {"WaitMediaReady", client.WaitMediaReady, 2}} {
+		src, err := client.StageUpload(c, wait.name+".png", "image/png", shopifytest.SamplePNG(4, 4, color.White))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := client.CreateFile(c, wait.name+".png", src, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := looks()
+		st, err := wait.fn(c, 5*time.Second, id)
+		if err != nil || st[id] != "READY" {
+			t.Fatalf("%s: %v, %v", wait.name, st, err)
+		}
+		if n := looks() - before; n != wait.looks {
+			t.Errorf("%s looked %d times at a media READY after 40 ms, polling every 150 ms; want %d", wait.name, n, wait.looks)
+		}
+	}
+}

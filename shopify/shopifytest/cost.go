@@ -16,7 +16,10 @@ import (
 //     one node being the `nodes` or `edges.node` selection (1 + its fields); the `pageInfo` and
 //     `edges` wrappers cost 0 (executing a connection without first/last is an error, as at Shopify);
 //   - a plain list of objects counts once, except nodes(ids:) which counts len(ids);
-//   - a mutation adds 10.
+//   - a mutation field costs 10, whatever payload it returns: its payload's objects (the
+//     created file, userErrors) add nothing, only a connection inside it counts as above. This
+//     is what Shopify answers: draftOrderCreate returning draftOrder { id } and userErrors, or
+//     appUninstall returning app { id title } and userErrors, report requestedQueryCost 10.
 // The requested cost is charged up front and the difference to the actual cost (the same rule
 // over what was returned) refunded, like Shopify.
 
@@ -24,37 +27,66 @@ const maxSingleQueryCost = 1000
 
 func isConnection(typ string) bool { return strings.HasSuffix(typ, "Connection") }
 
+// mutationFieldCost is what one mutation field costs, its payload's objects included.
+const mutationFieldCost = 10
+
 func (s *Store) requestedCost(op *ast.OperationDefinition, vars map[string]any) float64 {
-	c := s.selectionCost(op.SelectionSet, vars)
-	if op.Operation == ast.Mutation {
-		c += 10
+	if op.Operation != ast.Mutation {
+		return s.selectionCost(op.SelectionSet, vars, false)
+	}
+	var c float64
+	for _, f := range rootFields(op.SelectionSet) {
+		c += mutationFieldCost + s.selectionCost(f.SelectionSet, vars, true)
 	}
 	return c
 }
 
-func (s *Store) selectionCost(set ast.SelectionSet, vars map[string]any) float64 {
+// rootFields are an operation's top-level fields, fragments flattened.
+func rootFields(set ast.SelectionSet) []*ast.Field {
+	var out []*ast.Field
+	for _, sel := range set {
+		switch x := sel.(type) {
+		case *ast.Field:
+			out = append(out, x)
+		case *ast.InlineFragment:
+			out = append(out, rootFields(x.SelectionSet)...)
+		case *ast.FragmentSpread:
+			if x.Definition != nil {
+				out = append(out, rootFields(x.Definition.SelectionSet)...)
+			}
+		}
+	}
+	return out
+}
+
+// selectionCost is the cost of a selection; in a mutation's payload only
+// connections cost anything.
+func (s *Store) selectionCost(set ast.SelectionSet, vars map[string]any, payload bool) float64 {
 	var total float64
 	for _, sel := range set {
 		switch x := sel.(type) {
 		case *ast.Field:
-			total += s.fieldCost(x, vars)
+			total += s.fieldCost(x, vars, payload)
 		case *ast.InlineFragment:
-			total += s.selectionCost(x.SelectionSet, vars)
+			total += s.selectionCost(x.SelectionSet, vars, payload)
 		case *ast.FragmentSpread:
 			if x.Definition != nil {
-				total += s.selectionCost(x.Definition.SelectionSet, vars)
+				total += s.selectionCost(x.Definition.SelectionSet, vars, payload)
 			}
 		}
 	}
 	return total
 }
 
-func (s *Store) fieldCost(f *ast.Field, vars map[string]any) float64 {
+func (s *Store) fieldCost(f *ast.Field, vars map[string]any, payload bool) float64 {
 	if f.Definition == nil || len(f.SelectionSet) == 0 {
 		return 0 // scalar, enum or __typename
 	}
 	typ := f.Definition.Type.Name()
-	sub := s.selectionCost(f.SelectionSet, vars)
+	if payload && !isConnection(typ) {
+		return s.selectionCost(f.SelectionSet, vars, true)
+	}
+	sub := s.selectionCost(f.SelectionSet, vars, false)
 	args := f.ArgumentMap(vars)
 	switch {
 	case isConnection(typ):

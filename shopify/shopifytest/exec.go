@@ -26,6 +26,9 @@ type exec struct {
 	sh     *shopState
 	vars   map[string]any
 	actual float64 // actual query cost, accumulated while resolving
+	// payload is set while a mutation's payload resolves: its objects cost
+	// nothing beyond the mutation's 10, its connections count (cost.go).
+	payload bool
 }
 
 type resolver func(e *exec, parent any, args map[string]any) (any, error)
@@ -39,12 +42,16 @@ func (e *exec) operation(op *ast.OperationDefinition) (map[string]any, []fieldEr
 	root := obj{typ: "QueryRoot"}
 	if op.Operation == ast.Mutation {
 		root.typ = "Mutation"
-		e.actual += 10
 	}
 	data := map[string]any{}
 	var errs []fieldError
 	for _, f := range e.collect(op.SelectionSet, root.typ) {
+		if op.Operation == ast.Mutation {
+			e.actual += mutationFieldCost
+			e.payload = true
+		}
 		v, err := e.field(root, f, []any{f.Alias})
+		e.payload = false
 		if err != nil {
 			errs = append(errs, *err)
 			v = nil
@@ -128,15 +135,21 @@ func (e *exec) complete(v any, f *ast.Field, path []any) (any, *fieldError) {
 	case nil:
 		return nil, nil
 	case obj:
-		e.actual += objectCost(x.typ)
+		inPayload := e.payload
+		if !inPayload || isConnection(x.typ) {
+			e.actual += objectCost(x.typ)
+			e.payload = false // a connection's nodes cost as in a query
+		}
 		out := map[string]any{}
 		for _, sub := range e.collect(f.SelectionSet, x.typ) {
 			val, err := e.field(x, sub, append(path, sub.Alias))
 			if err != nil {
+				e.payload = inPayload
 				return nil, err
 			}
 			out[sub.Alias] = val
 		}
+		e.payload = inPayload
 		return out, nil
 	case []obj:
 		out := make([]any, len(x))

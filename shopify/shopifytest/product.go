@@ -2,6 +2,9 @@ package shopifytest
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -28,13 +31,25 @@ func addProductResolvers() {
 	resolvers["Product.updatedAt"] = pr(func(p *product, _ map[string]any) (any, error) { return p.updatedAt, nil })
 	resolvers["Product.media"] = func(e *exec, parent any, args map[string]any) (any, error) {
 		p := parent.(*product)
-		if q, _ := argStr(args, "query"); q != "" {
-			return nil, fmt.Errorf("shopifytest: Product.media query is not supported")
-		}
 		if sk, _ := argStr(args, "sortKey"); sk != "POSITION" {
 			return nil, fmt.Errorf("shopifytest: Product.media sortKey %s is not supported", sk)
 		}
-		return paginate("Media", e.mediaItems(p.media), args)
+		media := p.media
+		if q, _ := argStr(args, "query"); q != "" {
+			// Shopify's documented filter by id: "id:1234" (terms joined
+			// by OR) keeps those media that are on the product, in order.
+			var want []int64
+			for _, term := range strings.Split(strings.TrimSpace(q), " OR ") {
+				m := mediaIDQuery.FindStringSubmatch(strings.TrimSpace(term))
+				if m == nil {
+					return nil, fmt.Errorf("shopifytest: Product.media query %q is not supported (only id:<number> terms joined by OR)", q)
+				}
+				id, _ := strconv.ParseInt(m[1], 10, 64)
+				want = append(want, id)
+			}
+			media = slices.DeleteFunc(slices.Clone(p.media), func(id int64) bool { return !slices.Contains(want, id) })
+		}
+		return paginate("Media", e.mediaItems(media), args)
 	}
 	resolvers["Product.featuredMedia"] = func(e *exec, parent any, _ map[string]any) (any, error) {
 		p := parent.(*product)
@@ -65,6 +80,8 @@ func addProductResolvers() {
 		return paginate("Media", e.mediaItems(parent.(variantRef).v.media), args)
 	}
 }
+
+var mediaIDQuery = regexp.MustCompile(`^id:\s*(\d{1,18})$`)
 
 // mediaItems lists media in position order for a connection.
 func (e *exec) mediaItems(ids []int64) []item {

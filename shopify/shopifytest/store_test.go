@@ -268,3 +268,27 @@ func TestFailNext(t *testing.T) {
 		t.Fatalf("third = %d", r.Status)
 	}
 }
+
+// A mutation costs 10 whatever payload it asks back, as at Shopify
+// (draftOrderCreate returning draftOrder { id } and userErrors reports
+// requestedQueryCost 10); a query's objects still cost a point each.
+func TestMutationCostsTenWhateverItsPayload(t *testing.T) {
+	s := newStore(t, Options{})
+	tok := s.IssueAccessToken(testShop, 0)
+	src := stage(t, s, tok, "a.png", "image/png", SamplePNG(2, 2, color.White))
+	r := gql(t, s, tok, `mutation($f: [FileCreateInput!]!) { fileCreate(files: $f) {
+		files { id alt fileStatus ... on MediaImage { image { url } preview { image { url } } } }
+		userErrors { field message code } } }`,
+		map[string]any{"f": []any{map[string]any{"originalSource": src}}})
+	if len(r.Errors) > 0 || dig(r.Data, "fileCreate", "files", 0, "id") == nil {
+		t.Fatal(r.Raw)
+	}
+	if c, a := r.Extensions.Cost.RequestedQueryCost, *r.Extensions.Cost.ActualQueryCost; c != 10 || a != 10 {
+		t.Fatalf("fileCreate cost requested %v, actual %v; want 10 and 10", c, a)
+	}
+	id := dig(r.Data, "fileCreate", "files", 0, "id")
+	r = gql(t, s, tok, `query($ids: [ID!]!) { nodes(ids: $ids) { id ... on MediaImage { image { url } } } }`, map[string]any{"ids": []any{id}})
+	if c := r.Extensions.Cost.RequestedQueryCost; c != 2 {
+		t.Fatalf("nodes of one media with its image cost %v, want 2", c)
+	}
+}
