@@ -61,7 +61,17 @@ func (p *Pipeline) dispatch(ctx context.Context) {
 			continue
 		}
 		if len(ls) == 0 {
-			p.idle(ctx, p.o.Idle)
+			// Nothing is due, or the shops of what is due are at their
+			// SHOP_CONCURRENCY: wait for new work, or for a worker to finish
+			// its job, which frees its shop a place.
+			t := time.NewTimer(p.o.Idle)
+			select {
+			case <-ctx.Done():
+			case <-p.wake:
+			case <-p.freed:
+			case <-t.C:
+			}
+			t.Stop()
 			continue
 		}
 		for _, l := range ls {
