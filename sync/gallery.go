@@ -85,7 +85,10 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 		}
 		// Shopify attaches only READY files to products, and a media found
 		// attached after a crash may still be processing.
-		err := w.waitNew(ctx, id, created)
+		url, err := w.waitImage(ctx, id, created)
+		if err == nil {
+			w.resultURL = url
+		}
 		if errors.Is(err, errMediaFailed) || errors.Is(err, admin.ErrNotFound) {
 			if ferr := w.forgetResult(ctx, err); ferr != nil {
 				return "", false, ferr

@@ -256,6 +256,8 @@ type writer struct {
 	c   *admin.Client
 	img *rtb.Image
 	up  upload // what is uploaded: the delivered image, or it fitted to the original
+	// resultURL is the processed image's URL once a wait saw it READY.
+	resultURL string
 }
 
 // replaceInPlace swaps the media's bytes, keeping its id, position, alt and
@@ -400,7 +402,7 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 	if err := w.l.update(ctx, map[string]any{"original_file_id": j.MediaID}, "original detached, kept in Files"); err != nil {
 		return err
 	}
-	return w.finish(ctx, newID, "", "processed image replaced the original")
+	return w.finish(ctx, newID, w.resultURL, "processed image replaced the original")
 }
 
 // makeRoom detaches the original first when the product holds Shopify's
@@ -451,7 +453,7 @@ func (w *writer) add(ctx context.Context, product *admin.Product) error {
 			return err
 		}
 	}
-	return w.finish(ctx, newID, "", "processed image added after the original")
+	return w.finish(ctx, newID, w.resultURL, "processed image added after the original")
 }
 
 // placeNew puts the processed image on the product as a new media (with

@@ -244,7 +244,7 @@ func (c *Client) waitMedia(ctx context.Context, within time.Duration, since time
 			// follows a shop whose media get quicker.
 			took := lookAt.Sub(since)
 			if looks == 1 {
-				took = took * 19 / 20
+				took = took * 49 / 50
 			}
 			c.budget.processed(took)
 		}
