@@ -17,10 +17,11 @@ import (
 // ensureFile returns the id of a file with a deterministic name, creating
 // it from source() only when it does not exist yet. fileCreate refuses a
 // name already taken (RAISE_ERROR), and the file of that name is then
-// found; a source that costs an upload is looked up first instead (free),
-// so nothing is uploaded for a file that is already there.
-func (w *writer) ensureFile(ctx context.Context, name, alt string, free bool, source func() (string, error)) (string, error) {
-	if !free {
+// found. Unless the source costs nothing (freeSource: a URL Shopify
+// already serves), the name is looked up first, so nothing is uploaded for
+// a file that is already there.
+func (w *writer) ensureFile(ctx context.Context, name, alt string, freeSource bool, source func() (string, error)) (string, error) {
+	if !freeSource {
 		if f, err := w.c.FindFile(ctx, name); errors.Is(err, admin.ErrFilePending) {
 			// An earlier attempt's file may still be processing: look again
 			// later rather than make a second one.

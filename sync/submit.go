@@ -141,6 +141,13 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 		}
 		return l.updateTx(ctx, tx, snapshot, "submitting")
 	})
+	if err != nil && !over && p.markedSubmitting(ctx, l) {
+		// The commit's answer was lost (the connection dropped) but the mark
+		// is in: nothing was sent, so the job is queued again rather than
+		// left for the merchant as a submission of unknown outcome.
+		return l.release(context.WithoutCancel(ctx), map[string]any{"state": models.JobQueued, "submit_started_at": nil, "submit_month": nil},
+			ptr(ms(p.now())), "the submission's record was saved but its confirmation lost; nothing was sent: queued again")
+	}
 	if err != nil || over {
 		return err
 	}
@@ -153,6 +160,17 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 		return p.notSubmitted(ctx, l, err)
 	}
 	return p.submitted(ctx, l, ticket)
+}
+
+// markedSubmitting reports whether the job is marked submitting under this
+// lease in the database: the mark's commit answered an error, which may
+// have come after the commit itself.
+func (p *Pipeline) markedSubmitting(ctx context.Context, l *lease) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeAfterStop)
+	defer cancel()
+	var j models.ImageJob
+	err := p.o.DB.WithContext(ctx).Select("state", "lease_owner").Where("id = ?", l.job.ID).Take(&j).Error
+	return err == nil && j.State == models.JobSubmitting && j.LeaseOwner != nil && *j.LeaseOwner == l.token
 }
 
 func submitFailureMessage(err error) string {

@@ -233,7 +233,7 @@ func testSendAgain(t *testing.T, db *gorm.DB, mode string) {
 	}
 
 	// Room in the budget: submitted once more.
-	settings := map[string]any{"monthlyBudget": "1.90"}
+	settings := map[string]any{"monthlyBudget": "1.90", "publish": "review"}
 	if mode == "add" {
 		settings["publish"] = "auto"
 	}

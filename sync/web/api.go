@@ -244,8 +244,9 @@ func jsonKind(goKind string) string {
 	return "JSON object"
 }
 
-// merge applies a PUT body over the stored settings. A masked, missing or
-// empty API key keeps the stored key.
+// merge applies a PUT body over the stored settings: a missing field keeps
+// its stored value, except publish (missing means auto). A masked, missing
+// or empty API key keeps the stored key.
 func merge(s imgsync.Settings, in settingsInput) imgsync.Settings {
 	set := func(dst *string, src *string) {
 		if src != nil {
@@ -272,9 +273,13 @@ func merge(s imgsync.Settings, in settingsInput) imgsync.Settings {
 	set(&s.ImageScope, in.ImageScope)
 	set(&s.WriteMode, in.WriteMode)
 	set(&s.MonthlyBudget, in.MonthlyBudget)
+	// A missing (or empty) publish means auto, as the contract says: unlike
+	// the other fields, it does not keep the stored value, so a client that
+	// knows nothing of review never leaves a shop holding its images.
+	s.Publish = imgsync.PublishAuto
 	set(&s.Publish, in.Publish)
 	if s.Publish == "" {
-		s.Publish = imgsync.PublishAuto // a missing publish means auto
+		s.Publish = imgsync.PublishAuto
 	}
 	if in.ReviewDays != nil {
 		s.ReviewReminderDays = *in.ReviewDays

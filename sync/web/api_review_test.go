@@ -26,8 +26,16 @@ func TestAPIPublishSetting(t *testing.T) {
 			t.Fatalf("review mode not saved: %s", a.raw)
 		}
 		if a := e.must(200, shopA, "GET", "/api/settings", nil); a.body["publish"] != "review" {
-			t.Fatalf("a PUT without publish changed it: %s", a.raw)
+			t.Fatalf("review mode not stored: %s", a.raw)
 		}
+		// A missing publish means auto (the contract), whatever was stored.
+		if a := e.must(200, shopA, "PUT", "/api/settings", validSettings()); a.body["publish"] != "auto" {
+			t.Fatalf("a PUT without publish kept %v, want auto", a.body["publish"])
+		}
+		if a := e.must(200, shopA, "GET", "/api/settings", nil); a.body["publish"] != "auto" || a.body["reviewReminderDays"] != float64(3) {
+			t.Fatalf("after a PUT without publish: %s, want auto and the 3 days kept", a.raw)
+		}
+		e.must(200, shopA, "PUT", "/api/settings", map[string]any{"publish": "review"})
 		for field, body := range map[string]map[string]any{
 			"publish":            {"publish": "later"},
 			"reviewReminderDays": {"reviewReminderDays": 0},
