@@ -1,8 +1,13 @@
 package models_test
 
 import (
+	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
+	"syscall"
 	"testing"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -29,6 +34,59 @@ func TestIsContention(t *testing.T) {
 			t.Errorf("IsContention(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
+}
+
+func TestIsUnavailable(t *testing.T) {
+	cases := []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("load settings of a.myshopify.com: %w", gomysql.ErrInvalidConn), true},
+		{fmt.Errorf("load shop: %w", driver.ErrBadConn), true},
+		{&gomysql.MySQLError{Number: 1927, Message: "Connection was killed"}, true},
+		{fmt.Errorf("load shop: %w", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), true},
+		{&url.Error{Op: "Get", URL: "http://10.0.0.1/x.png", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}, false},
+		{&gomysql.MySQLError{Number: 1062, Message: "Duplicate entry"}, false},
+		{&gomysql.MySQLError{Number: 1213, Message: "Deadlock found when trying to get lock"}, false},
+		{gorm.ErrRecordNotFound, false},
+		{errors.New("no such table: x"), false},
+		{nil, false},
+	}
+	for _, c := range cases {
+		if got := models.IsUnavailable(c.err); got != c.want {
+			t.Errorf("IsUnavailable(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// A connection the server kills (KILL, as a restart or a failover does)
+// answers an error IsUnavailable knows.
+func TestIsUnavailableKnowsAKilledConnection(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		if models.DialectOf(db) != models.MySQL {
+			t.Skip("SQLite is a file in the process: no connection to kill")
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := sqlDB.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		var id int64
+		if err := conn.QueryRowContext(context.Background(), "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Exec(fmt.Sprintf("KILL %d", id)).Error; err != nil {
+			t.Fatal(err)
+		}
+		_, err = conn.ExecContext(context.Background(), "SELECT 1")
+		if err == nil || !models.IsUnavailable(err) {
+			t.Fatalf("a statement on a killed connection: %v, want an error IsUnavailable knows", err)
+		}
+	})
 }
 
 // TestIsContentionKnowsARealDeadlock: two transactions that take two rows'

@@ -5,9 +5,11 @@ package models
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -208,6 +210,33 @@ func IsDuplicate(err error) bool {
 		return true
 	}
 	return err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed")
+}
+
+// IsUnavailable reports whether a statement failed because the database
+// could not be reached or dropped the connection (killed, restarted, a
+// network fault), not because of the statement: run again later, on
+// another connection, it may succeed.
+func IsUnavailable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, gomysql.ErrInvalidConn) {
+		return true
+	}
+	var me *gomysql.MySQLError
+	if errors.As(err, &me) {
+		// Connection killed, server shutting down, gone away, lost.
+		return me.Number == 1927 || me.Number == 1053 || me.Number == 2006 || me.Number == 2013
+	}
+	// The driver's dial or read failed (the server restarting refuses
+	// connections). An HTTP call's network error comes wrapped in a
+	// url.Error: that is another service's, judged by its own client.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return false
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe)
 }
 
 // IsContention reports whether a statement lost a race for locks rather

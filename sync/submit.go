@@ -141,12 +141,8 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 		}
 		return l.updateTx(ctx, tx, snapshot, "submitting")
 	})
-	if err != nil && !over && p.markedSubmitting(ctx, l) {
-		// The commit's answer was lost (the connection dropped) but the mark
-		// is in: nothing was sent, so the job is queued again rather than
-		// left for the merchant as a submission of unknown outcome.
-		return l.release(context.WithoutCancel(ctx), map[string]any{"state": models.JobQueued, "submit_started_at": nil, "submit_month": nil},
-			ptr(ms(p.now())), "the submission's record was saved but its confirmation lost; nothing was sent: queued again")
+	if err != nil && !over && p.requeueUnsent(ctx, l) {
+		return nil
 	}
 	if err != nil || over {
 		return err
@@ -162,15 +158,38 @@ func (p *Pipeline) submit(ctx context.Context, l *lease) error {
 	return p.submitted(ctx, l, ticket)
 }
 
-// markedSubmitting reports whether the job is marked submitting under this
-// lease in the database: the mark's commit answered an error, which may
-// have come after the commit itself.
-func (p *Pipeline) markedSubmitting(ctx context.Context, l *lease) bool {
+// requeueUnsent queues the job again when its submitting mark is in the
+// database although the mark's commit answered an error (the connection
+// dropped after the server committed): nothing was sent, so it is not left
+// for the merchant as a submission of unknown outcome. The database may be
+// failing still: it tries a few times, well within the lease. It reports
+// whether it queued the job.
+func (p *Pipeline) requeueUnsent(ctx context.Context, l *lease) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeAfterStop)
 	defer cancel()
-	var j models.ImageJob
-	err := p.o.DB.WithContext(ctx).Select("state", "lease_owner").Where("id = ?", l.job.ID).Take(&j).Error
-	return err == nil && j.State == models.JobSubmitting && j.LeaseOwner != nil && *j.LeaseOwner == l.token
+	for try := 1; ; try++ {
+		var j models.ImageJob
+		err := p.o.DB.WithContext(ctx).Select("state", "lease_owner").Where("id = ?", l.job.ID).Take(&j).Error
+		if err == nil {
+			if j.State != models.JobSubmitting || j.LeaseOwner == nil || *j.LeaseOwner != l.token {
+				return false // the mark is not in: the job is as it was
+			}
+			err = l.release(ctx, map[string]any{"state": models.JobQueued, "submit_started_at": nil, "submit_month": nil}, ptr(ms(p.now())),
+				"the submission's record was saved but its confirmation lost; nothing was sent: queued again")
+			if err == nil || errors.Is(err, ErrLeaseLost) {
+				return err == nil
+			}
+		}
+		if try == 5 {
+			p.log.Warn("cannot tell whether the submitting mark was saved; the job waits for its lease to run out", "job", l.job.ID, "err", err)
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(time.Duration(try) * 200 * time.Millisecond):
+		}
+	}
 }
 
 func submitFailureMessage(err error) string {

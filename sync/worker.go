@@ -233,7 +233,7 @@ func backoff(attempt int) time.Duration {
 
 // retryable reports whether a failure is worth another attempt later.
 func retryable(err error) bool {
-	return rtb.IsRetryable(err) || admin.IsRetryable(err) || errors.Is(err, errNotReadyYet) || models.IsContention(err)
+	return rtb.IsRetryable(err) || admin.IsRetryable(err) || errors.Is(err, errNotReadyYet) || models.IsContention(err) || models.IsUnavailable(err)
 }
 
 var errNotReadyYet = errors.New("not ready yet")

@@ -272,6 +272,14 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 	}
 	var replaced time.Time // zero after a crash: the swap may be done already
 	if j.Step != stepReplaced {
+		if orig.Status != "READY" {
+			// Shopify takes new bytes only for a READY file, and shows a
+			// processing one's URL only once it is READY again. It is this
+			// job's own swap from an attempt cut short before it was
+			// recorded (its copy is kept already: the same bytes again
+			// change nothing), or the merchant's new upload: look again later.
+			return fmt.Errorf("%w: the original media is %s", errNotReadyYet, orig.Status)
+		}
 		// The processed image is staged while Shopify copies the original.
 		var src string
 		stage := func() (err error) {
@@ -282,7 +290,12 @@ func (w *writer) replaceInPlace(ctx context.Context, product *admin.Product) err
 			return err
 		}
 		replaced = time.Now()
-		if err := w.c.ReplaceFileImage(ctx, j.MediaID, src); err != nil {
+		if err := w.c.ReplaceFileImage(ctx, j.MediaID, src); admin.HasCode(err, "NON_READY_STATE") {
+			// Processing again since it was read: another worker's swap, when
+			// a clock jumped and this job's lease looked run out, or the
+			// merchant's upload. Look again later.
+			return fmt.Errorf("%w: %w", errNotReadyYet, err)
+		} else if err != nil {
 			return err
 		}
 		if err := w.l.update(ctx, map[string]any{"step": stepReplaced, "result_media_id": j.MediaID}, "image replaced in place"); err != nil {
