@@ -195,7 +195,7 @@ func (p *Pipeline) backfillLoop(ctx context.Context) {
 			p.log.Error("backfill", "err", err)
 		}
 		if !ran {
-			p.idle(ctx, 2*p.o.Idle)
+			p.idle(ctx, 2*p.o.Idle, nil)
 		}
 	}
 }

@@ -57,21 +57,14 @@ func (p *Pipeline) dispatch(ctx context.Context) {
 			if ctx.Err() == nil {
 				p.log.Error("claim jobs", "err", err)
 			}
-			p.idle(ctx, p.o.Idle)
+			p.idle(ctx, p.o.Idle, nil)
 			continue
 		}
 		if len(ls) == 0 {
 			// Nothing is due, or the shops of what is due are at their
 			// SHOP_CONCURRENCY: wait for new work, or for a worker to finish
 			// its job, which frees its shop a place.
-			t := time.NewTimer(p.o.Idle)
-			select {
-			case <-ctx.Done():
-			case <-p.wake:
-			case <-p.freed:
-			case <-t.C:
-			}
-			t.Stop()
+			p.idle(ctx, p.o.Idle, p.freed)
 			continue
 		}
 		for _, l := range ls {
@@ -80,12 +73,15 @@ func (p *Pipeline) dispatch(ctx context.Context) {
 	}
 }
 
-func (p *Pipeline) idle(ctx context.Context, d time.Duration) {
+// idle waits d, or less when there may be work: a wake-up, or a signal on
+// also (nil: none).
+func (p *Pipeline) idle(ctx context.Context, d time.Duration, also <-chan struct{}) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 	case <-p.wake:
+	case <-also:
 	case <-t.C:
 	}
 }

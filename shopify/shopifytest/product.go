@@ -36,8 +36,11 @@ func addProductResolvers() {
 		}
 		media := p.media
 		if q, _ := argStr(args, "query"); q != "" {
-			// Shopify's documented filter by id: "id:1234" (terms joined
-			// by OR) keeps those media that are on the product, in order.
+			// Product.media's query argument, as the 2026-10 schema
+			// documents it: the filter "id:1234" (terms joined by OR, as
+			// Shopify's API search syntax allows) keeps those media that are
+			// on the product, in order. Every other filter (media_type, id
+			// ranges) is refused here, not guessed at.
 			var want []int64
 			for _, term := range strings.Split(strings.TrimSpace(q), " OR ") {
 				m := mediaIDQuery.FindStringSubmatch(strings.TrimSpace(term))

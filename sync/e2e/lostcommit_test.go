@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"fmt"
 	"image/color"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -38,24 +39,10 @@ func TestALostCommitOfTheSubmittingMarkQueuesTheJobAgain(t *testing.T) {
 		if n := len(h.rtb.Jobs()); n != 1 {
 			t.Fatalf("%d submissions to Remove The Background, want 1", n)
 		}
-		var events []models.JobEvent
-		db.Where("job_id = ?", j.ID).Order("id").Find(&events)
-		requeued := false
-		for _, e := range events {
-			requeued = requeued || (e.FromState == models.JobSubmitting && e.ToState == models.JobQueued)
-		}
-		if !requeued {
-			t.Fatalf("the job was not queued again after the lost commit: events %s", eventList(events))
+		if evs := eventsOf(t, db, j.ID); !strings.Contains(evs, "nothing was sent: queued again") {
+			t.Fatalf("the job was not queued again after the lost commit: events\n%s", evs)
 		}
 	})
-}
-
-func eventList(events []models.JobEvent) string {
-	s := ""
-	for _, e := range events {
-		s += fmt.Sprintf("[%s→%s %q] ", e.FromState, e.ToState, e.Message)
-	}
-	return s
 }
 
 // lostCommit is a gorm.ConnPool whose transactions commit for real; the

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 
@@ -63,14 +62,8 @@ func (a *API) startBackfill(c *fiber.Ctx) error {
 	var in struct {
 		ConfirmAmount *string `json:"confirmAmount"`
 	}
-	body := c.Body()
-	if len(body) > maxBackfillBody {
-		return Errorf(fiber.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
-	}
-	if len(strings.TrimSpace(string(body))) > 0 {
-		if err := json.Unmarshal(body, &in); err != nil {
-			return confirmError("Send {\"confirmAmount\": \"…\"}, the amount shown by the estimate, as a decimal string.")
-		}
+	if err := decodeOptional(c, maxBackfillBody, &in, confirmError(`Send {"confirmAmount": "…"}, the amount shown by the estimate, as a decimal string.`)); err != nil {
+		return err
 	}
 	shop, err := shopOf(c)
 	if err != nil {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -44,46 +45,44 @@ type reviewBody struct {
 
 func decodeReview(c *fiber.Ctx) (reviewBody, error) {
 	var in reviewBody
-	body := c.Body()
-	if len(body) > maxReviewBody {
-		return in, Errorf(fiber.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
-	}
-	if strings.TrimSpace(string(body)) == "" {
-		return in, nil
-	}
-	if err := json.Unmarshal(body, &in); err != nil {
-		return in, Errorf(fiber.StatusBadRequest, "bad_request", `The body must be a JSON object such as {"reason": "…"} or {"ids": ["…"]}.`)
+	if err := decodeOptional(c, maxReviewBody, &in,
+		Errorf(fiber.StatusBadRequest, "bad_request", `The body must be a JSON object such as {"reason": "…"} or {"ids": ["…"]}.`)); err != nil {
+		return in, err
 	}
 	in.Reason = strings.TrimSpace(in.Reason)
 	return in, nil
+}
+
+// decodeOptional decodes a JSON body of at most limit bytes into v; an
+// empty body leaves v as it is, and one that is not such JSON is bad.
+func decodeOptional(c *fiber.Ctx, limit int, v any, bad *Error) error {
+	body := c.Body()
+	if len(body) > limit {
+		return Errorf(fiber.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
+	}
+	if strings.TrimSpace(string(body)) == "" {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return bad
+	}
+	return nil
 }
 
 func (a *API) approveJob(c *fiber.Ctx) error { return a.decideJob(c, true) }
 func (a *API) rejectJob(c *fiber.Ctx) error  { return a.decideJob(c, false) }
 
 func (a *API) decideJob(c *fiber.Ctx, approve bool) error {
-	shop, err := shopOf(c)
-	if err != nil {
-		return err
-	}
-	id, err := jobID(c)
-	if err != nil {
-		return err
-	}
 	in, err := decodeReview(c)
 	if err != nil {
 		return err
 	}
-	var j *models.ImageJob
-	if approve {
-		j, err = a.Pipeline.Approve(c.UserContext(), shop.ID, id)
-	} else {
-		j, err = a.Pipeline.Reject(c.UserContext(), shop.ID, id, in.Reason)
-	}
-	if err != nil {
-		return jobError(err)
-	}
-	return send(c, fiber.StatusAccepted, jobView(j))
+	return a.jobAction(c, fiber.StatusAccepted, func(ctx context.Context, shopID, id uint64) (*models.ImageJob, error) {
+		if approve {
+			return a.Pipeline.Approve(ctx, shopID, id)
+		}
+		return a.Pipeline.Reject(ctx, shopID, id, in.Reason)
+	})
 }
 
 // sendAgain submits a rejected image once more, a new paid submission,
@@ -92,36 +91,20 @@ func (a *API) sendAgain(c *fiber.Ctx) error {
 	var in struct {
 		ConfirmAmount *string `json:"confirmAmount"`
 	}
-	body := c.Body()
-	if len(body) > maxReviewBody {
-		return Errorf(fiber.StatusRequestEntityTooLarge, "too_large", "The request body is too large.")
-	}
-	if strings.TrimSpace(string(body)) != "" {
-		if err := json.Unmarshal(body, &in); err != nil {
-			return confirmError(`Send {"confirmAmount": "…"}, the price shown, as a decimal string.`)
-		}
-	}
-	shop, err := shopOf(c)
-	if err != nil {
-		return err
-	}
-	id, err := jobID(c)
-	if err != nil {
+	if err := decodeOptional(c, maxReviewBody, &in, confirmError(`Send {"confirmAmount": "…"}, the price shown, as a decimal string.`)); err != nil {
 		return err
 	}
 	confirm := ""
 	if in.ConfirmAmount != nil {
 		confirm = strings.TrimSpace(*in.ConfirmAmount)
 	}
-	j, err := a.Pipeline.SendAgain(c.UserContext(), shop.ID, id, confirm)
-	var ce *imgsync.ConfirmError
-	if errors.As(err, &ce) {
-		return confirmError(ce.Message)
-	}
-	if err != nil {
-		return jobError(err)
-	}
-	return send(c, fiber.StatusAccepted, jobView(j))
+	return a.jobAction(c, fiber.StatusAccepted, func(ctx context.Context, shopID, id uint64) (*models.ImageJob, error) {
+		j, err := a.Pipeline.SendAgain(ctx, shopID, id, confirm)
+		if ce := (*imgsync.ConfirmError)(nil); errors.As(err, &ce) {
+			return nil, confirmError(ce.Message)
+		}
+		return j, err
+	})
 }
 
 func (a *API) approveJobs(c *fiber.Ctx) error { return a.decideJobs(c, true) }
