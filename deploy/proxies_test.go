@@ -21,12 +21,7 @@ func (c *cluster) toStore(nd *node) http.Handler {
 			if m := mutationName.FindSubmatch(body); m != nil {
 				op = "mutation " + string(m[1])
 			}
-			c.held <- heldCall{node: nd, op: op}
-			select {
-			case <-nd.release:
-			case <-r.Context().Done():
-			}
-			http.Error(w, "held", http.StatusServiceUnavailable)
+			c.hold(w, r, heldCall{node: nd, op: op})
 			return
 		}
 		req, _ := http.NewRequestWithContext(r.Context(), r.Method, c.store.URL()+r.URL.RequestURI(), bytes.NewReader(body))
@@ -62,12 +57,7 @@ func (c *cluster) toRTB(nd *node) http.Handler {
 		defer resp.Body.Close()
 		answer, _ := io.ReadAll(resp.Body)
 		if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/Image/") && c.holdSubmit.CompareAndSwap(true, false) {
-			c.held <- heldCall{node: nd, op: "submission (accepted by Remove The Background, answer withheld)"}
-			select {
-			case <-nd.release:
-			case <-r.Context().Done():
-			}
-			http.Error(w, "held", http.StatusServiceUnavailable)
+			c.hold(w, r, heldCall{node: nd, op: "submission (accepted by Remove The Background, answer withheld)"})
 			return
 		}
 		for k, v := range resp.Header {
@@ -76,6 +66,23 @@ func (c *cluster) toRTB(nd *node) http.Handler {
 		w.WriteHeader(resp.StatusCode)
 		w.Write(answer)
 	})
+}
+
+// hold hands the held call to the test and answers it only once the test
+// releases its replica or the replica gives up. Every wait ends with the
+// test's cleanup (which releases every replica), so a held request never
+// keeps the server's Close waiting.
+func (c *cluster) hold(w http.ResponseWriter, r *http.Request, call heldCall) {
+	select {
+	case c.held <- call:
+	case <-call.node.release:
+	case <-r.Context().Done():
+	}
+	select {
+	case <-call.node.release:
+	case <-r.Context().Done():
+	}
+	http.Error(w, "held", http.StatusServiceUnavailable)
 }
 
 var mutationName = regexp.MustCompile(`mutation\s+(\w+)`)

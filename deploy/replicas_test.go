@@ -136,14 +136,17 @@ func TestReplicasShareOneDatabase(t *testing.T) {
 	// answer, its job leased and its product locked.
 	before := createProducts(t, c, 0, half)
 	sendWebhooks(t, c, before, 0)
-	for deadline := time.Now().Add(60 * time.Second); !c.holdNext.Load(); time.Sleep(10 * time.Millisecond) {
+	// Armed once: the held mutation disarms it at once, so the loop must
+	// not look at holdNext to know it armed (it would hold a second one).
+	for deadline, armed := time.Now().Add(60*time.Second), false; !armed; time.Sleep(10 * time.Millisecond) {
 		for _, j := range c.jobs() {
 			if j.State == models.JobDone && c.eachAnswered() {
 				c.holdNext.Store(true)
+				armed = true
 				break
 			}
 		}
-		if time.Now().After(deadline) {
+		if !armed && time.Now().After(deadline) {
 			t.Fatalf("no image written back, or a replica without a callback, within 60 s: %s; %s", states(c.jobs()), c.spread())
 		}
 	}
