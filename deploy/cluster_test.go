@@ -274,7 +274,7 @@ func (c *cluster) waitReady(nd *node) {
 	c.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(nd.url + "/readyz")
+		resp, err := testClient.Get(nd.url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -297,6 +297,11 @@ func tail(path string) string {
 	}
 	return string(b)
 }
+
+// testClient is the test's own way to the replicas and the fakes: a call
+// that hangs fails the test with its name instead of stalling it until the
+// package's timeout.
+var testClient = &http.Client{Timeout: time.Minute}
 
 // kill ends a replica with SIGKILL: no shutdown, leases left behind.
 func (c *cluster) kill(nd *node) {
@@ -381,7 +386,7 @@ func (c *cluster) api(method, path string, in, out any) {
 	req, _ := http.NewRequest(method, c.proxy.URL+path, body)
 	req.Header.Set("Authorization", "Bearer "+c.store.SessionToken(c.shop, time.Minute))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, path, err)
 	}

@@ -345,7 +345,7 @@ func checkGalleries(t *testing.T, c *cluster, ps []*product, jobs []models.Image
 
 func fetch(t *testing.T, u string) []byte {
 	t.Helper()
-	resp, err := http.Get(u)
+	resp, err := testClient.Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,22 @@ import (
 // It never downloads anything: it only wakes the job so a worker asks GET
 // Status, whose answer is what counts. It implements rtb.CallbackStore.
 func (p *Pipeline) RecordCallback(ctx context.Context, jobID uint64, cb rtb.Callback) (rtb.CallbackOutcome, error) {
+	out, err := p.recordCallback(ctx, jobID, cb)
+	if errors.Is(err, errCallbackRaced) {
+		// The job changed between this callback's read and its write (its
+		// submission's ticket was written meanwhile): look again, once,
+		// from the job as it is now. Should it race again, the error asks
+		// the service to call back later.
+		out, err = p.recordCallback(ctx, jobID, cb)
+	}
+	return out, err
+}
+
+// errCallbackRaced: a callback's note found the job no longer as its read
+// showed it.
+var errCallbackRaced = errors.New("the job changed while its callback was recorded")
+
+func (p *Pipeline) recordCallback(ctx context.Context, jobID uint64, cb rtb.Callback) (rtb.CallbackOutcome, error) {
 	// Most callbacks after the first are repeats (the service retries, and
 	// may send twice): answer those from one read, without a transaction.
 	var seen models.ImageJob
@@ -149,7 +165,10 @@ func (p *Pipeline) noteCallbackTicket(tx *gorm.DB, job *models.ImageJob, ticket 
 		return 0, res.Error
 	}
 	if res.RowsAffected == 0 {
-		return rtb.CallbackDuplicate, nil
+		// Read without either: the worker wrote the ticket, or another
+		// callback noted one, since. Answering "duplicate" would lose the
+		// first case's wake-up.
+		return 0, errCallbackRaced
 	}
 	return rtb.CallbackRecorded, p.event(tx, job, job.State, job.State, "callback while the submission was in flight: ticket "+ticket+" noted")
 }

@@ -125,3 +125,97 @@ func TestALateCallbackOfASettledSubmissionIsNotAdopted(t *testing.T) {
 		}
 	})
 }
+
+// afterQueryOn runs fn once, right after the next query of table that
+// reads it the nth time (1: the next), outside that query's connection:
+// it stands for another request landing at that moment.
+func afterQueryOn(t *testing.T, db *gorm.DB, table string, nth int, fn func()) {
+	t.Helper()
+	name := "test:after-query-" + table
+	seen := 0
+	err := db.Callback().Query().After("gorm:query").Register(name, func(tx *gorm.DB) {
+		if tx.Statement.Table != table {
+			return
+		}
+		if seen++; seen == nth {
+			fn()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Callback().Query().Remove(name) })
+}
+
+// TestACallbackJustBeforeTheTicketIsWrittenWakesTheJob: the callback comes
+// while the worker that submitted still holds the job, after the worker's
+// last look at the job and before it writes the ticket. The callback is
+// answered as recorded, and the service never sends it again: the job must
+// come due at once, not an hour-long poll interval later.
+func TestACallbackJustBeforeTheTicketIsWrittenWakesTheJob(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p, clock, l := submittingJob(t, db)
+		p.o.Schedule.PollInterval = time.Hour
+		// submitted reads the shop's state last before its write.
+		afterQueryOn(t, db, "shops", 1, func() {
+			got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
+			if err != nil || got != rtb.CallbackRecorded {
+				t.Errorf("callback = %v %v, want it recorded", got, err)
+			}
+		})
+		if err := p.submitted(context.Background(), l, "T-9"); err != nil {
+			t.Fatal(err)
+		}
+		var j models.ImageJob
+		db.Take(&j, l.job.ID)
+		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.CallbackAt == nil {
+			t.Fatalf("job %s ticket %v callback at %v; want awaiting_rtb, ticket T-9, its callback noted", j.State, j.Ticket, j.CallbackAt)
+		}
+		dueNow(t, &j, clock.Now())
+	})
+}
+
+// TestACallbackRacingTheTicketsWriteWakesTheJob: the callback reads the job
+// while its worker still holds it without a ticket, and the worker writes
+// the ticket and lets the job go before the callback writes its note. The
+// note finds the job changed; the callback must then count as the job's
+// callback (due now), not be answered as a duplicate that nobody acts on.
+// Only MySQL runs transactions side by side; SQLite's take turns.
+func TestACallbackRacingTheTicketsWriteWakesTheJob(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		if models.DialectOf(db) == models.SQLite {
+			t.Skip("SQLite runs one transaction at a time: the callback cannot interleave with the worker's write")
+		}
+		p, clock, l := submittingJob(t, db)
+		p.o.Schedule.PollInterval = time.Hour
+		// RecordCallback reads the job twice: once to answer repeats, then
+		// in its transaction. The worker's write lands after the second.
+		afterQueryOn(t, db, "image_jobs", 2, func() {
+			if err := p.submitted(context.Background(), l, "T-9"); err != nil {
+				t.Errorf("submitted: %v", err)
+			}
+		})
+		got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
+		if err != nil || got != rtb.CallbackRecorded {
+			t.Fatalf("callback = %v %v, want it recorded", got, err)
+		}
+		var j models.ImageJob
+		db.Take(&j, l.job.ID)
+		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.LeaseOwner != nil || j.CallbackAt == nil {
+			t.Fatalf("job %s ticket %v lease %v callback at %v; want awaiting_rtb, ticket T-9, free, its callback noted", j.State, j.Ticket, j.LeaseOwner, j.CallbackAt)
+		}
+		dueNow(t, &j, clock.Now())
+	})
+}
+
+// dueNow fails unless the job is due at now: a callback noted on it must
+// have GET Status asked at once.
+func dueNow(t *testing.T, j *models.ImageJob, now time.Time) {
+	t.Helper()
+	switch {
+	case j.RunAt == nil:
+		t.Fatalf("job %d is due never: its callback was lost", j.ID)
+	case *j.RunAt > ms(now):
+		t.Fatalf("job %d is due %v after now: its callback was lost until the poll", j.ID, time.Duration(*j.RunAt-ms(now))*time.Millisecond)
+	}
+}

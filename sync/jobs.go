@@ -67,6 +67,22 @@ func (l *lease) release(ctx context.Context, fields map[string]any, runAt *int64
 	return l.update(ctx, fields, msg)
 }
 
+// releaseAwaiting ends the lease of a job left waiting for Remove The
+// Background, to be asked about again at next, or at once should a
+// callback have been noted on it while this worker held it. Such a
+// callback did not wake the job (it was this worker's), and a read of
+// callback_at before the release would leave a moment in which one is
+// noted unseen: the UPDATE reads the row's own callback_at, after any
+// callback's write to the row has committed. It is only for a job that
+// had no callback noted when this worker took it: a callback is noted
+// once, so one noted before says nothing new.
+func (l *lease) releaseAwaiting(ctx context.Context, fields map[string]any, next int64, msg string) error {
+	fields["lease_owner"] = nil
+	fields["lease_until"] = nil
+	fields["run_at"] = gorm.Expr("CASE WHEN callback_at IS NULL THEN ? ELSE ? END", next, ms(l.p.now()))
+	return l.update(ctx, fields, msg)
+}
+
 // event appends one line to the job's audit trail.
 func (p *Pipeline) event(tx *gorm.DB, job *models.ImageJob, from, to, msg string) error {
 	ev := models.JobEvent{JobID: job.ID, ShopID: job.ShopID, FromState: from, ToState: to, Message: text.Truncate(msg, 2000), CreatedAt: p.now()}

@@ -27,15 +27,13 @@ func (p *Pipeline) nextPoll(j *models.ImageJob) int64 {
 	return ms(now.Add(min(wait, s.MaxPollInterval)))
 }
 
-// nextPollOf is nextPoll with the job's callback time read again: a
-// callback that came while this worker held the job did not wake it (the
-// worker was busy with it), so it must count when the next ask is planned.
-func (p *Pipeline) nextPollOf(ctx context.Context, j *models.ImageJob) int64 {
+// readCallbackAt reads the job's callback time again: a callback noted
+// while this worker held the job did not wake it.
+func (p *Pipeline) readCallbackAt(ctx context.Context, j *models.ImageJob) {
 	var cur models.ImageJob
 	if err := p.o.DB.WithContext(ctx).Select("id", "callback_at").Where("id = ?", j.ID).Take(&cur).Error; err == nil && cur.CallbackAt != nil {
 		j.CallbackAt = cur.CallbackAt
 	}
-	return p.nextPoll(j)
 }
 
 // firstPoll is when a job just submitted is asked about if its callback

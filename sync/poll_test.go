@@ -88,3 +88,46 @@ func TestACallbackDuringAPollCounts(t *testing.T) {
 		}
 	})
 }
+
+// askingRTB answers GET Status with a fixed status after running during,
+// which stands for what happens while the question is on its way.
+type askingRTB struct {
+	statusRTB
+	during func()
+}
+
+func (s askingRTB) Status(ctx context.Context, c rtb.Credentials, ticket string) (*rtb.ImageStatus, error) {
+	s.during()
+	return s.statusRTB.Status(ctx, c, ticket)
+}
+
+// TestACallbackWhileAPollIsAskedWakesTheJob: the first callback comes while
+// a worker's GET Status is on its way. The answer ("in production") may
+// predate the delivery the callback announces, and the callback did not
+// wake the job (the worker held it): the job is due again at once, not a
+// poll interval later.
+func TestACallbackWhileAPollIsAskedWakesTheJob(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p, clock := queuedJob(t, db)
+		var j models.ImageJob
+		db.Take(&j)
+		db.Model(&j).Updates(map[string]any{"state": models.JobAwaitingRTB, "ticket": "T-1", "submitted_at": clock.Now().Add(-2 * time.Hour), "run_at": ms(clock.Now())})
+		p.o.RTB = askingRTB{statusRTB{status: rtb.StatusInProduction}, func() {
+			if out, err := p.RecordCallback(context.Background(), j.ID, rtb.Callback{Ticket: "T-1"}); err != nil || out != rtb.CallbackRecorded {
+				t.Errorf("callback: %v %v", out, err)
+			}
+		}}
+		l, err := p.claim(context.Background())
+		if err != nil || l == nil {
+			t.Fatalf("claim: %v %v", l, err)
+		}
+		if err := p.poll(context.Background(), l); err != nil {
+			t.Fatal(err)
+		}
+		db.Take(&j, j.ID)
+		if j.State != models.JobAwaitingRTB || j.LeaseOwner != nil {
+			t.Fatalf("job %s, lease %v; want awaiting_rtb and free", j.State, j.LeaseOwner)
+		}
+		dueNow(t, &j, clock.Now())
+	})
+}

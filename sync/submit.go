@@ -256,6 +256,11 @@ func (p *Pipeline) poll(ctx context.Context, l *lease) error {
 	if !ok {
 		return err
 	}
+	if j.CallbackAt == nil {
+		// A callback noted since the claim came before this ask, whose
+		// answer is then the newer news.
+		p.readCallbackAt(ctx, j)
+	}
 	st, err := p.o.RTB.Status(ctx, settings.Credentials, *j.Ticket)
 	if err != nil {
 		var api *rtb.APIError
@@ -270,8 +275,14 @@ func (p *Pipeline) poll(ctx context.Context, l *lease) error {
 			p.log.Info("unknown Remove The Background status, treated as in progress", "job", j.ID, "status_id", st.StatusID, "status", st.StatusName)
 		}
 		// Not delivered yet, whether a callback said otherwise or none
-		// came: ask again later, at growing intervals.
-		return l.release(ctx, map[string]any{"state": models.JobAwaitingRTB}, ptr(p.nextPollOf(ctx, j)), fmt.Sprintf("status %d %s", st.StatusID, st.StatusName))
+		// came: ask again later, at growing intervals; but at once if the
+		// first callback comes while this worker asks, as the answer may
+		// be older than the news.
+		fields, msg := map[string]any{"state": models.JobAwaitingRTB}, fmt.Sprintf("status %d %s", st.StatusID, st.StatusName)
+		if j.CallbackAt == nil {
+			return l.releaseAwaiting(ctx, fields, p.nextPoll(j), msg)
+		}
+		return l.release(ctx, fields, ptr(p.nextPoll(j)), msg)
 	}
 	if st.FinalImageURL == "" {
 		return p.fail(ctx, l, errNotReadyYet, "Remove The Background reported the image delivered without a file.")

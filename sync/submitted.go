@@ -61,19 +61,16 @@ func (p *Pipeline) submitted(ctx context.Context, l *lease, ticket string) error
 	defer cancel()
 	now := p.now()
 	fields := map[string]any{"state": models.JobAwaitingRTB, "ticket": ticket, "submitted_at": now}
-	msg := "submitted, ticket " + ticket
-	next := ptr(p.firstPoll(now))
-	if _, called, err := p.notedCallback(ctx, l.job.ID); err == nil && called {
-		// The callback came while the call was in flight: ask now.
-		next = ptr(ms(now))
-	}
+	var err error
 	var shop models.Shop
-	if err := p.o.DB.WithContext(ctx).Select("id", "state").Where("id = ?", l.job.ShopID).Take(&shop).Error; err == nil && shop.State != models.ShopInstalled {
+	if serr := p.o.DB.WithContext(ctx).Select("id", "state").Where("id = ?", l.job.ShopID).Take(&shop).Error; serr == nil && shop.State != models.ShopInstalled {
 		fields["state"], fields["error"] = models.JobCancelled, "The app was uninstalled."
-		msg = "submitted, ticket " + ticket + "; the app was uninstalled meanwhile, the ticket is kept for a reinstall"
-		next = nil
+		err = l.release(ctx, fields, nil, "submitted, ticket "+ticket+"; the app was uninstalled meanwhile, the ticket is kept for a reinstall")
+	} else {
+		// Asked about at the first poll, or at once if its callback came
+		// while the call was in flight.
+		err = l.releaseAwaiting(ctx, fields, p.firstPoll(now), "submitted, ticket "+ticket)
 	}
-	err := l.release(ctx, fields, next, msg)
 	if !errors.Is(err, ErrLeaseLost) {
 		return err
 	}
