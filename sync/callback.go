@@ -159,15 +159,17 @@ func (p *Pipeline) noteCallbackTicket(tx *gorm.DB, job *models.ImageJob, ticket 
 		}
 		return rtb.CallbackTicketMismatch, nil
 	}
-	res := tx.Model(&models.ImageJob{}).Where("id = ? AND ticket IS NULL AND callback_ticket IS NULL", job.ID).
+	// Noted only while the worker that was read still holds the job: one
+	// that has let it go since no longer looks for a note.
+	res := tx.Model(&models.ImageJob{}).Where("id = ? AND ticket IS NULL AND callback_ticket IS NULL AND lease_owner = ?", job.ID, *job.LeaseOwner).
 		Updates(map[string]any{"callback_ticket": ticket, "callback_at": now})
 	if res.Error != nil {
 		return 0, res.Error
 	}
 	if res.RowsAffected == 0 {
-		// Read without either: the worker wrote the ticket, or another
-		// callback noted one, since. Answering "duplicate" would lose the
-		// first case's wake-up.
+		// Read holding neither, with that worker on it: the worker wrote
+		// the ticket or let the job go, or another callback noted one,
+		// since. Answering "duplicate" would lose the first cases' wake-up.
 		return 0, errCallbackRaced
 	}
 	return rtb.CallbackRecorded, p.event(tx, job, job.State, job.State, "callback while the submission was in flight: ticket "+ticket+" noted")

@@ -219,3 +219,60 @@ func dueNow(t *testing.T, j *models.ImageJob, now time.Time) {
 		t.Fatalf("job %d is due %v after now: its callback was lost until the poll", j.ID, time.Duration(*j.RunAt-ms(now))*time.Millisecond)
 	}
 }
+
+// TestACallbackJustBeforeAnUncertainSubmissionIsLetGoIsAdopted: the
+// submission's answer is lost, and the callback naming its ticket comes
+// after the worker's look for one and before it lets the job go as
+// uncertain. The job must follow that ticket (due now), not wait as
+// "uncertain" for a Retry while the ticket sits noted.
+func TestACallbackJustBeforeAnUncertainSubmissionIsLetGoIsAdopted(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		p, clock, l := submittingJob(t, db)
+		afterQueryOn(t, db, "image_jobs", 1, func() {
+			got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
+			if err != nil || got != rtb.CallbackRecorded {
+				t.Errorf("callback = %v %v, want it recorded", got, err)
+			}
+		})
+		lost := &rtb.TransientError{Op: rtb.OpSubmit, Sent: true, Err: errors.New("connection reset")}
+		if err := p.notSubmitted(context.Background(), l, lost); err != nil {
+			t.Fatal(err)
+		}
+		var j models.ImageJob
+		db.Take(&j, l.job.ID)
+		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.LeaseOwner != nil {
+			t.Fatalf("job %s ticket %v lease %v error %q; want awaiting_rtb with the callback's ticket T-9", j.State, j.Ticket, j.LeaseOwner, j.Error)
+		}
+		dueNow(t, &j, clock.Now())
+	})
+}
+
+// TestACallbackRacingAnUncertainReleaseIsAdopted: the callback reads the job
+// while the worker still holds it, and the worker lets it go as uncertain
+// before the callback writes its note. A note then would sit on a job
+// nobody holds; the callback must adopt the ticket itself. Only MySQL runs
+// transactions side by side.
+func TestACallbackRacingAnUncertainReleaseIsAdopted(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		if models.DialectOf(db) == models.SQLite {
+			t.Skip("SQLite runs one transaction at a time: the callback cannot interleave with the worker's write")
+		}
+		p, clock, l := submittingJob(t, db)
+		afterQueryOn(t, db, "image_jobs", 2, func() {
+			lost := &rtb.TransientError{Op: rtb.OpSubmit, Sent: true, Err: errors.New("connection reset")}
+			if err := p.notSubmitted(context.Background(), l, lost); err != nil {
+				t.Errorf("notSubmitted: %v", err)
+			}
+		})
+		got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
+		if err != nil || got != rtb.CallbackRecorded {
+			t.Fatalf("callback = %v %v, want it recorded", got, err)
+		}
+		var j models.ImageJob
+		db.Take(&j, l.job.ID)
+		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.LeaseOwner != nil {
+			t.Fatalf("job %s ticket %v lease %v error %q; want awaiting_rtb with the callback's ticket T-9", j.State, j.Ticket, j.LeaseOwner, j.Error)
+		}
+		dueNow(t, &j, clock.Now())
+	})
+}

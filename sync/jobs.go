@@ -39,8 +39,18 @@ func (l *lease) update(ctx context.Context, fields map[string]any, msg string) e
 }
 
 func (l *lease) updateTx(ctx context.Context, tx *gorm.DB, fields map[string]any, msg string) error {
+	return l.updateTxIf(ctx, tx, "", fields, msg)
+}
+
+// updateTxIf is updateTx when the row also meets cond (SQL, "" for none);
+// ErrLeaseLost then also means the row did not meet it.
+func (l *lease) updateTxIf(ctx context.Context, tx *gorm.DB, cond string, fields map[string]any, msg string) error {
 	fields["updated_at"] = l.p.now()
-	res := tx.Model(&models.ImageJob{}).Where("id = ? AND lease_owner = ?", l.job.ID, l.token).Updates(fields)
+	q := tx.Model(&models.ImageJob{}).Where("id = ? AND lease_owner = ?", l.job.ID, l.token)
+	if cond != "" {
+		q = q.Where(cond)
+	}
+	res := q.Updates(fields)
 	if res.Error != nil {
 		return fmt.Errorf("update job %d: %w", l.job.ID, res.Error)
 	}
