@@ -76,8 +76,7 @@ func TestACallbackWhileTheSubmissionIsInFlightIsKept(t *testing.T) {
 		modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 			p, clock, l := submittingJob(t, db)
 			callback(t, p, l.job.ID, "T-9", rtb.CallbackRecorded)
-			lost := &rtb.TransientError{Op: rtb.OpSubmit, Sent: true, Err: errors.New("connection reset")}
-			if err := p.notSubmitted(context.Background(), l, lost); err != nil {
+			if err := p.notSubmitted(context.Background(), l, lostAnswer()); err != nil {
 				t.Fatal(err)
 			}
 			awaiting(t, db, l.job.ID, "T-9", clock.Now())
@@ -155,57 +154,98 @@ func afterQueryOn(t *testing.T, db *gorm.DB, table string, nth int, fn func()) {
 func TestACallbackJustBeforeTheTicketIsWrittenWakesTheJob(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		p, clock, l := submittingJob(t, db)
-		p.o.Schedule.PollInterval = time.Hour
 		// submitted reads the shop's state last before its write.
-		afterQueryOn(t, db, "shops", 1, func() {
-			got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
-			if err != nil || got != rtb.CallbackRecorded {
-				t.Errorf("callback = %v %v, want it recorded", got, err)
-			}
-		})
+		callbackAfterQueryOn(t, db, p, l, "shops")
 		if err := p.submitted(context.Background(), l, "T-9"); err != nil {
 			t.Fatal(err)
 		}
-		var j models.ImageJob
-		db.Take(&j, l.job.ID)
-		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.CallbackAt == nil {
-			t.Fatalf("job %s ticket %v callback at %v; want awaiting_rtb, ticket T-9, its callback noted", j.State, j.Ticket, j.CallbackAt)
-		}
-		dueNow(t, &j, clock.Now())
+		followsTicket(t, db, l.job.ID, clock.Now())
 	})
 }
 
-// TestACallbackRacingTheTicketsWriteWakesTheJob: the callback reads the job
-// while its worker still holds it without a ticket, and the worker writes
-// the ticket and lets the job go before the callback writes its note. The
-// note finds the job changed; the callback must then count as the job's
-// callback (due now), not be answered as a duplicate that nobody acts on.
-// Only MySQL runs transactions side by side; SQLite's take turns.
-func TestACallbackRacingTheTicketsWriteWakesTheJob(t *testing.T) {
+// TestACallbackJustBeforeAnUncertainSubmissionIsLetGoIsAdopted: the
+// submission's answer is lost, and the callback naming its ticket comes
+// after the worker's look for one and before it lets the job go as
+// uncertain. The job must follow that ticket (due now), not wait as
+// "uncertain" for a Retry while the ticket sits noted.
+func TestACallbackJustBeforeAnUncertainSubmissionIsLetGoIsAdopted(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-		if models.DialectOf(db) == models.SQLite {
-			t.Skip("SQLite runs one transaction at a time: the callback cannot interleave with the worker's write")
-		}
 		p, clock, l := submittingJob(t, db)
-		p.o.Schedule.PollInterval = time.Hour
-		// RecordCallback reads the job twice: once to answer repeats, then
-		// in its transaction. The worker's write lands after the second.
-		afterQueryOn(t, db, "image_jobs", 2, func() {
-			if err := p.submitted(context.Background(), l, "T-9"); err != nil {
-				t.Errorf("submitted: %v", err)
-			}
+		// notSubmitted's look for a noted ticket.
+		callbackAfterQueryOn(t, db, p, l, "image_jobs")
+		if err := p.notSubmitted(context.Background(), l, lostAnswer()); err != nil {
+			t.Fatal(err)
+		}
+		followsTicket(t, db, l.job.ID, clock.Now())
+	})
+}
+
+// TestACallbackRacingTheWorkersWriteFollowsTheTicket: the callback reads
+// the job while its worker still holds it without a ticket, and the worker
+// writes what it knows and lets the job go before the callback writes its
+// note. The note finds the job changed; the callback must then count as
+// the job's callback, not be answered as a duplicate that nobody acts on
+// (the ticket written) or sit as a note nobody looks at (an uncertain
+// submission). Only MySQL runs transactions side by side; SQLite's take
+// turns.
+func TestACallbackRacingTheWorkersWriteFollowsTheTicket(t *testing.T) {
+	workers := map[string]func(p *Pipeline, l *lease) error{
+		"ticket written": func(p *Pipeline, l *lease) error { return p.submitted(context.Background(), l, "T-9") },
+		"answer lost":    func(p *Pipeline, l *lease) error { return p.notSubmitted(context.Background(), l, lostAnswer()) },
+	}
+	for name, worker := range workers {
+		t.Run(name, func(t *testing.T) {
+			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+				if models.DialectOf(db) == models.SQLite {
+					t.Skip("SQLite runs one transaction at a time: the callback cannot interleave with the worker's write")
+				}
+				p, clock, l := submittingJob(t, db)
+				// RecordCallback reads the job twice: once to answer
+				// repeats, then in its transaction. The worker's write
+				// lands after the second.
+				afterQueryOn(t, db, "image_jobs", 2, func() {
+					if err := worker(p, l); err != nil {
+						t.Errorf("worker: %v", err)
+					}
+				})
+				got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
+				if err != nil || got != rtb.CallbackRecorded {
+					t.Fatalf("callback = %v %v, want it recorded", got, err)
+				}
+				followsTicket(t, db, l.job.ID, clock.Now())
+			})
 		})
+	}
+}
+
+// callbackAfterQueryOn has the callback for ticket T-9 come right after
+// the next query of table, and wants it recorded.
+func callbackAfterQueryOn(t *testing.T, db *gorm.DB, p *Pipeline, l *lease, table string) {
+	t.Helper()
+	p.o.Schedule.PollInterval = time.Hour
+	afterQueryOn(t, db, table, 1, func() {
 		got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
 		if err != nil || got != rtb.CallbackRecorded {
-			t.Fatalf("callback = %v %v, want it recorded", got, err)
+			t.Errorf("callback = %v %v, want it recorded", got, err)
 		}
-		var j models.ImageJob
-		db.Take(&j, l.job.ID)
-		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.LeaseOwner != nil || j.CallbackAt == nil {
-			t.Fatalf("job %s ticket %v lease %v callback at %v; want awaiting_rtb, ticket T-9, free, its callback noted", j.State, j.Ticket, j.LeaseOwner, j.CallbackAt)
-		}
-		dueNow(t, &j, clock.Now())
 	})
+}
+
+func lostAnswer() error {
+	return &rtb.TransientError{Op: rtb.OpSubmit, Sent: true, Err: errors.New("connection reset")}
+}
+
+// followsTicket fails unless the job waits for ticket T-9, free, with its
+// callback noted and GET Status due now.
+func followsTicket(t *testing.T, db *gorm.DB, id uint64, now time.Time) {
+	t.Helper()
+	var j models.ImageJob
+	db.Take(&j, id)
+	if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.LeaseOwner != nil || j.CallbackAt == nil {
+		t.Fatalf("job %s ticket %v lease %v callback at %v error %q; want awaiting_rtb, ticket T-9, free, its callback noted",
+			j.State, j.Ticket, j.LeaseOwner, j.CallbackAt, j.Error)
+	}
+	dueNow(t, &j, now)
 }
 
 // dueNow fails unless the job is due at now: a callback noted on it must
@@ -218,61 +258,4 @@ func dueNow(t *testing.T, j *models.ImageJob, now time.Time) {
 	case *j.RunAt > ms(now):
 		t.Fatalf("job %d is due %v after now: its callback was lost until the poll", j.ID, time.Duration(*j.RunAt-ms(now))*time.Millisecond)
 	}
-}
-
-// TestACallbackJustBeforeAnUncertainSubmissionIsLetGoIsAdopted: the
-// submission's answer is lost, and the callback naming its ticket comes
-// after the worker's look for one and before it lets the job go as
-// uncertain. The job must follow that ticket (due now), not wait as
-// "uncertain" for a Retry while the ticket sits noted.
-func TestACallbackJustBeforeAnUncertainSubmissionIsLetGoIsAdopted(t *testing.T) {
-	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-		p, clock, l := submittingJob(t, db)
-		afterQueryOn(t, db, "image_jobs", 1, func() {
-			got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
-			if err != nil || got != rtb.CallbackRecorded {
-				t.Errorf("callback = %v %v, want it recorded", got, err)
-			}
-		})
-		lost := &rtb.TransientError{Op: rtb.OpSubmit, Sent: true, Err: errors.New("connection reset")}
-		if err := p.notSubmitted(context.Background(), l, lost); err != nil {
-			t.Fatal(err)
-		}
-		var j models.ImageJob
-		db.Take(&j, l.job.ID)
-		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.LeaseOwner != nil {
-			t.Fatalf("job %s ticket %v lease %v error %q; want awaiting_rtb with the callback's ticket T-9", j.State, j.Ticket, j.LeaseOwner, j.Error)
-		}
-		dueNow(t, &j, clock.Now())
-	})
-}
-
-// TestACallbackRacingAnUncertainReleaseIsAdopted: the callback reads the job
-// while the worker still holds it, and the worker lets it go as uncertain
-// before the callback writes its note. A note then would sit on a job
-// nobody holds; the callback must adopt the ticket itself. Only MySQL runs
-// transactions side by side.
-func TestACallbackRacingAnUncertainReleaseIsAdopted(t *testing.T) {
-	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-		if models.DialectOf(db) == models.SQLite {
-			t.Skip("SQLite runs one transaction at a time: the callback cannot interleave with the worker's write")
-		}
-		p, clock, l := submittingJob(t, db)
-		afterQueryOn(t, db, "image_jobs", 2, func() {
-			lost := &rtb.TransientError{Op: rtb.OpSubmit, Sent: true, Err: errors.New("connection reset")}
-			if err := p.notSubmitted(context.Background(), l, lost); err != nil {
-				t.Errorf("notSubmitted: %v", err)
-			}
-		})
-		got, err := p.RecordCallback(context.Background(), l.job.ID, rtb.Callback{Ticket: "T-9"})
-		if err != nil || got != rtb.CallbackRecorded {
-			t.Fatalf("callback = %v %v, want it recorded", got, err)
-		}
-		var j models.ImageJob
-		db.Take(&j, l.job.ID)
-		if j.State != models.JobAwaitingRTB || j.Ticket == nil || *j.Ticket != "T-9" || j.LeaseOwner != nil {
-			t.Fatalf("job %s ticket %v lease %v error %q; want awaiting_rtb with the callback's ticket T-9", j.State, j.Ticket, j.LeaseOwner, j.Error)
-		}
-		dueNow(t, &j, clock.Now())
-	})
 }
