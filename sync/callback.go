@@ -175,12 +175,13 @@ func (p *Pipeline) noteCallbackTicket(tx *gorm.DB, job *models.ImageJob, ticket 
 	return rtb.CallbackRecorded, p.event(tx, job, job.State, job.State, "callback while the submission was in flight: ticket "+ticket+" noted")
 }
 
-// notedCallback reads what a callback noted on a job while its worker held
-// it: the ticket it named (nil if none), and whether any callback came.
-func (p *Pipeline) notedCallback(ctx context.Context, jobID uint64) (ticket *string, called bool, err error) {
+// callbackNote reads what callbacks noted on a job while its worker held
+// it: the ticket one named (nil if none) and when the first came (nil if
+// none came).
+func (p *Pipeline) callbackNote(ctx context.Context, jobID uint64) (ticket *string, at *time.Time, err error) {
 	var j models.ImageJob
 	if err := p.o.DB.WithContext(ctx).Select("id", "callback_ticket", "callback_at").Where("id = ?", jobID).Take(&j).Error; err != nil {
-		return nil, false, fmt.Errorf("read callbacks of job %d: %w", jobID, err)
+		return nil, nil, fmt.Errorf("read callbacks of job %d: %w", jobID, err)
 	}
-	return j.CallbackTicket, j.CallbackAt != nil, nil
+	return j.CallbackTicket, j.CallbackAt, nil
 }

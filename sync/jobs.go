@@ -33,8 +33,14 @@ type lease struct {
 // update writes fields of the leased job, and a job event when the state
 // changes. It fails with ErrLeaseLost when the lease is gone.
 func (l *lease) update(ctx context.Context, fields map[string]any, msg string) error {
+	return l.updateIf(ctx, "", fields, msg)
+}
+
+// updateIf is update when the row also meets cond (SQL, "" for none);
+// ErrLeaseLost then also means the row did not meet it.
+func (l *lease) updateIf(ctx context.Context, cond string, fields map[string]any, msg string) error {
 	return l.p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return l.updateTx(ctx, tx, fields, msg)
+		return l.updateTxIf(ctx, tx, cond, fields, msg)
 	})
 }
 
@@ -42,8 +48,6 @@ func (l *lease) updateTx(ctx context.Context, tx *gorm.DB, fields map[string]any
 	return l.updateTxIf(ctx, tx, "", fields, msg)
 }
 
-// updateTxIf is updateTx when the row also meets cond (SQL, "" for none);
-// ErrLeaseLost then also means the row did not meet it.
 func (l *lease) updateTxIf(ctx context.Context, tx *gorm.DB, cond string, fields map[string]any, msg string) error {
 	fields["updated_at"] = l.p.now()
 	q := tx.Model(&models.ImageJob{}).Where("id = ? AND lease_owner = ?", l.job.ID, l.token)
@@ -71,10 +75,16 @@ func (l *lease) updateTxIf(ctx context.Context, tx *gorm.DB, cond string, fields
 // release ends the lease, leaving the job to run again at runAt (nil: not
 // until something wakes it).
 func (l *lease) release(ctx context.Context, fields map[string]any, runAt *int64, msg string) error {
+	return l.releaseIf(ctx, "", fields, runAt, msg)
+}
+
+// releaseIf is release when the row also meets cond (as updateIf); runAt
+// may be an SQL expression.
+func (l *lease) releaseIf(ctx context.Context, cond string, fields map[string]any, runAt any, msg string) error {
 	fields["lease_owner"] = nil
 	fields["lease_until"] = nil
 	fields["run_at"] = runAt
-	return l.update(ctx, fields, msg)
+	return l.updateIf(ctx, cond, fields, msg)
 }
 
 // releaseAwaiting ends the lease of a job left waiting for Remove The
@@ -87,10 +97,7 @@ func (l *lease) release(ctx context.Context, fields map[string]any, runAt *int64
 // had no callback noted when this worker took it: a callback is noted
 // once, so one noted before says nothing new.
 func (l *lease) releaseAwaiting(ctx context.Context, fields map[string]any, next int64, msg string) error {
-	fields["lease_owner"] = nil
-	fields["lease_until"] = nil
-	fields["run_at"] = gorm.Expr("CASE WHEN callback_at IS NULL THEN ? ELSE ? END", next, ms(l.p.now()))
-	return l.update(ctx, fields, msg)
+	return l.releaseIf(ctx, "", fields, gorm.Expr("CASE WHEN callback_at IS NULL THEN ? ELSE ? END", next, ms(l.p.now())), msg)
 }
 
 // event appends one line to the job's audit trail.

@@ -1,7 +1,6 @@
 package sync
 
 import (
-	"context"
 	"time"
 
 	"rtbshopify/models"
@@ -25,15 +24,6 @@ func (p *Pipeline) nextPoll(j *models.ImageJob) int64 {
 		wait = max(wait, now.Sub(*last))
 	}
 	return ms(now.Add(min(wait, s.MaxPollInterval)))
-}
-
-// readCallbackAt reads the job's callback time again: a callback noted
-// while this worker held the job did not wake it.
-func (p *Pipeline) readCallbackAt(ctx context.Context, j *models.ImageJob) {
-	var cur models.ImageJob
-	if err := p.o.DB.WithContext(ctx).Select("id", "callback_at").Where("id = ?", j.ID).Take(&cur).Error; err == nil && cur.CallbackAt != nil {
-		j.CallbackAt = cur.CallbackAt
-	}
 }
 
 // firstPoll is when a job just submitted is asked about if its callback

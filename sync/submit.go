@@ -259,7 +259,9 @@ func (p *Pipeline) poll(ctx context.Context, l *lease) error {
 	if j.CallbackAt == nil {
 		// A callback noted since the claim came before this ask, whose
 		// answer is then the newer news.
-		p.readCallbackAt(ctx, j)
+		if _, at, err := p.callbackNote(ctx, j.ID); err == nil && at != nil {
+			j.CallbackAt = at
+		}
 	}
 	st, err := p.o.RTB.Status(ctx, settings.Credentials, *j.Ticket)
 	if err != nil {

@@ -28,21 +28,17 @@ func (p *Pipeline) notSubmitted(ctx context.Context, l *lease, err error) error 
 		// job waits for its callback, which, once the lease is gone, adopts
 		// the ticket itself. One noted while the lease is still held is
 		// taken up here: the release is written only if none is noted.
-		for try := 0; ; try++ {
-			ticket, _, nerr := p.notedCallback(wctx, l.job.ID)
-			if nerr == nil && ticket != nil {
+		if ticket, _, nerr := p.callbackNote(wctx, l.job.ID); nerr == nil && ticket != nil {
+			return p.submitted(ctx, l, *ticket)
+		}
+		rerr := l.releaseIf(wctx, "callback_ticket IS NULL", map[string]any{"error": uncertainSubmission}, nil, "submission uncertain: "+err.Error())
+		if errors.Is(rerr, ErrLeaseLost) {
+			// A callback noted its ticket meanwhile, or the lease is gone.
+			if ticket, _, nerr := p.callbackNote(wctx, l.job.ID); nerr == nil && ticket != nil {
 				return p.submitted(ctx, l, *ticket)
 			}
-			fields := map[string]any{"error": uncertainSubmission, "lease_owner": nil, "lease_until": nil, "run_at": nil}
-			rerr := p.o.DB.WithContext(wctx).Transaction(func(tx *gorm.DB) error {
-				return l.updateTxIf(wctx, tx, "callback_ticket IS NULL", fields, "submission uncertain: "+err.Error())
-			})
-			if !errors.Is(rerr, ErrLeaseLost) || try > 0 {
-				return rerr
-			}
-			// A callback noted its ticket meanwhile, or the lease is gone:
-			// the next look tells which.
 		}
+		return rerr
 	}
 	// Known not accepted: give the budget back.
 	unpaid := map[string]any{"submit_started_at": nil, "submit_month": nil}
