@@ -175,7 +175,16 @@ func (p *Pipeline) StartBackfill(ctx context.Context, shopID uint64, confirm str
 		}
 	}
 	p.Notify()
+	p.notifyBackfill()
 	return &b, nil
+}
+
+// notifyBackfill wakes the backfill runner: a backfill may be due.
+func (p *Pipeline) notifyBackfill() {
+	select {
+	case p.backfillWake <- struct{}{}:
+	default:
+	}
 }
 
 // BackfillStatus returns the shop's latest backfill, or ErrNotFound.
@@ -195,7 +204,7 @@ func (p *Pipeline) backfillLoop(ctx context.Context) {
 			p.log.Error("backfill", "err", err)
 		}
 		if !ran {
-			p.idle(ctx, 2*p.o.Idle, nil)
+			idle(ctx, 2*p.o.Idle, p.backfillWake, nil)
 		}
 	}
 }

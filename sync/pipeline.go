@@ -82,9 +82,13 @@ type Options struct {
 
 // Pipeline runs image jobs.
 type Pipeline struct {
-	o    Options
-	log  *slog.Logger
+	o   Options
+	log *slog.Logger
+	// wake wakes the dispatcher: jobs may be due. It is the dispatcher's
+	// alone, so no other loop takes a wake-up meant for it.
 	wake chan struct{}
+	// backfillWake wakes the backfill runner: a backfill started.
+	backfillWake chan struct{}
 	// inboxWake wakes the webhook fan-out.
 	inboxWake chan struct{}
 	stop      context.CancelFunc
@@ -134,7 +138,7 @@ func New(o Options) *Pipeline {
 	o.Schedule = o.Schedule.withDefaults()
 	b := make([]byte, 6)
 	rand.Read(b)
-	return &Pipeline{o: o, log: o.Log, wake: make(chan struct{}, 1), inboxWake: make(chan struct{}, 1), nodeID: hex.EncodeToString(b),
+	return &Pipeline{o: o, log: o.Log, wake: make(chan struct{}, 1), backfillWake: make(chan struct{}, 1), inboxWake: make(chan struct{}, 1), nodeID: hex.EncodeToString(b),
 		jobs: make(chan *lease), freed: make(chan struct{}, 1)}
 }
 
@@ -195,7 +199,11 @@ func (p *Pipeline) StopCron(ctx context.Context) {
 // expires and lets another worker take it.
 func (p *Pipeline) Stop(ctx context.Context) {
 	// Workers stop taking jobs at once, while the cron finishes its run.
+	// The loops waiting for work are woken to see it now, not after Idle.
 	p.draining.Store(true)
+	p.Notify()
+	p.NotifyInbox()
+	p.notifyBackfill()
 	p.StopCron(ctx)
 	if p.stop == nil {
 		return

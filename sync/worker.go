@@ -53,18 +53,27 @@ func (p *Pipeline) dispatch(ctx context.Context) {
 			continue
 		}
 		ls, err := p.claimN(ctx, want)
+		if models.IsContention(err) {
+			// The database chose this claim to give way to another writer
+			// (a deadlock with a wake-up, say): nothing failed, and the
+			// wake-up that led here is spent, so look again shortly rather
+			// than after Idle.
+			p.log.Debug("claim gave way to another writer; claiming again", "err", err)
+			idle(ctx, claimRetryPause, p.wake, nil)
+			continue
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				p.log.Error("claim jobs", "err", err)
 			}
-			p.idle(ctx, p.o.Idle, nil)
+			idle(ctx, p.o.Idle, p.wake, nil)
 			continue
 		}
 		if len(ls) == 0 {
 			// Nothing is due, or the shops of what is due are at their
 			// SHOP_CONCURRENCY: wait for new work, or for a worker to finish
 			// its job, which frees its shop a place.
-			p.idle(ctx, p.o.Idle, p.freed)
+			idle(ctx, p.o.Idle, p.wake, p.freed)
 			continue
 		}
 		for _, l := range ls {
@@ -73,14 +82,18 @@ func (p *Pipeline) dispatch(ctx context.Context) {
 	}
 }
 
-// idle waits d, or less when there may be work: a wake-up, or a signal on
+// claimRetryPause is how long the dispatcher waits before claiming again
+// after its claim gave way to another writer.
+const claimRetryPause = 20 * time.Millisecond
+
+// idle waits d, or less when there may be work: a signal on wake or on
 // also (nil: none).
-func (p *Pipeline) idle(ctx context.Context, d time.Duration, also <-chan struct{}) {
+func idle(ctx context.Context, d time.Duration, wake, also <-chan struct{}) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-	case <-p.wake:
+	case <-wake:
 	case <-also:
 	case <-t.C:
 	}
