@@ -17,11 +17,12 @@ import (
 // ensureFile returns the id of a file with a deterministic name, creating
 // it from source() only when it does not exist yet. fileCreate refuses a
 // name already taken (RAISE_ERROR), and the file of that name is then
-// found. Unless the source costs nothing (freeSource: a URL Shopify
-// already serves), the name is looked up first, so nothing is uploaded for
-// a file that is already there.
-func (w *writer) ensureFile(ctx context.Context, name, alt string, freeSource bool, source func() (string, error)) (string, error) {
-	if !freeSource {
+// found. With lookFirst the name is looked up before, so nothing is
+// uploaded for a file that is already there: for a source that costs
+// something (an upload) when the file may exist (an earlier attempt got
+// that far), not for a URL Shopify already serves.
+func (w *writer) ensureFile(ctx context.Context, name, alt string, lookFirst bool, source func() (string, error)) (string, error) {
+	if lookFirst {
 		if f, err := w.c.FindFile(ctx, name); errors.Is(err, admin.ErrFilePending) {
 			// An earlier attempt's file may still be processing: look again
 			// later rather than make a second one.
@@ -70,7 +71,16 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 		if j.ResultMediaID == "" {
 			created = time.Now()
 			name := processedName(j, w.up.ext)
-			id, err := w.ensureFile(ctx, name, alt, false, func() (string, error) {
+			// The first upload of a write-back has nothing to look up: it
+			// says so on the job before it starts, and any later attempt,
+			// which may find a file it made, looks first.
+			lookFirst := j.Step != ""
+			if !lookFirst {
+				if err := w.l.update(ctx, map[string]any{"step": stepUploading}, ""); err != nil {
+					return "", false, err
+				}
+			}
+			id, err := w.ensureFile(ctx, name, alt, lookFirst, func() (string, error) {
 				return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
 			})
 			if err != nil {
@@ -177,13 +187,18 @@ func (w *writer) dropHeld(ctx context.Context, product *admin.Product) error {
 // of its media, with the details of only the job's own (the original, the
 // processed image, the file held for review). The whole product (every
 // media's image, every variant's media) would cost points for each of its
-// media and variants on every image of it.
+// media and variants on every image of it. Add mode puts the delivered
+// bytes on the product as they are, so it never needs the original's file
+// name or URL: it reads the alt texts and statuses only.
 func jobGallery(ctx context.Context, c *admin.Client, j *models.ImageJob) (*admin.Product, error) {
 	ids := []string{j.MediaID}
 	for _, id := range []string{j.ResultMediaID, j.ReviewFileID} {
 		if id != "" && !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
+	}
+	if j.WriteMode == ModeAdd {
+		return c.GalleryOrder(ctx, j.ProductID, ids...)
 	}
 	return c.Gallery(ctx, j.ProductID, ids...)
 }

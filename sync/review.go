@@ -35,7 +35,7 @@ func (p *Pipeline) holdForReview(ctx context.Context, l *lease, s Settings, c *a
 	for try := 0; ; try++ {
 		if j.ReviewFileID == "" {
 			name := processedName(j, w.up.ext)
-			id, err := w.ensureFile(ctx, name, j.OriginalAlt, false, func() (string, error) {
+			id, err := w.ensureFile(ctx, name, j.OriginalAlt, true, func() (string, error) {
 				return c.StageUpload(ctx, name, w.up.mime, w.up.data)
 			})
 			if err != nil {

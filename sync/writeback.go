@@ -18,6 +18,9 @@ import (
 // taken-over job resumes after the last step that certainly happened.
 const (
 	stepReplaced = "replaced" // in-place bytes swapped
+	// stepUploading: the processed image's file may have been made, and
+	// not recorded yet (the attempt stopped): a name to look up first.
+	stepUploading = "uploading"
 	// stepRelinking: VariantIDs now lists the variants the write-back moves
 	// to the processed image, read from the product at write-back time.
 	stepRelinking = "relinking"
@@ -234,7 +237,7 @@ func (w *writer) gone(ctx context.Context) error {
 			w.up = fitToOriginal(w.img, fn, mime)
 		}
 		name := processedName(j, w.up.ext)
-		id, err := w.ensureFile(ctx, name, j.OriginalAlt, false, func() (string, error) {
+		id, err := w.ensureFile(ctx, name, j.OriginalAlt, true, func() (string, error) {
 			return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
 		})
 		if err != nil {
@@ -325,7 +328,7 @@ func (w *writer) keepOriginal(ctx context.Context, orig *admin.Media, meanwhile 
 		var created time.Time // zero when an earlier attempt made the copy
 		if j.OriginalFileID == "" {
 			created = time.Now()
-			id, err := w.ensureFile(ctx, originalName(j, extOf(orig.Filename)), orig.Alt, true,
+			id, err := w.ensureFile(ctx, originalName(j, extOf(orig.Filename)), orig.Alt, false,
 				func() (string, error) { return orig.URL, nil })
 			if err != nil {
 				return err

@@ -56,6 +56,23 @@ const docProductGallery = `query ProductGallery($id: ID!, $ids: [ID!]!) {
   }
 }`
 
+// ProductGalleryOrder is ProductGallery without the named media's images:
+// their alt text and status only, a point less each, for a step that
+// needs neither their file name nor their URL.
+const docProductGalleryOrder = `query ProductGalleryOrder($id: ID!, $ids: [ID!]!) {
+  product(id: $id) {
+    id title
+    media(first: 250) {
+      nodes { id }
+      pageInfo { hasNextPage }
+    }
+  }
+  nodes(ids: $ids) {
+    id
+    ... on Media { alt status mediaContentType }
+  }
+}`
+
 // ProductMediaByID reads only the named media of a product (Shopify's
 // media filter by id: "id:1 OR id:2"), whatever the size of its gallery.
 const docProductMediaByID = `query ProductMediaByID($id: ID!, $query: String!, $first: Int!) {
@@ -179,6 +196,7 @@ func Documents() map[string]string {
 		"ProductMedia":              docProductMedia,
 		"ProductVariants":           docProductVariants,
 		"ProductGallery":            docProductGallery,
+		"ProductGalleryOrder":       docProductGalleryOrder,
 		"MediaByID":                 docMediaByID,
 		"ProductMediaByID":          docProductMediaByID,
 		"ProductsUpdatedSince":      docProductsUpdatedSince,

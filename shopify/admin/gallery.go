@@ -63,6 +63,16 @@ func (c *Client) MediaByID(ctx context.Context, ids ...string) (map[string]Media
 // its Variants are not read (ProductVariants reads them). A product that
 // does not exist is ErrNotFound.
 func (c *Client) Gallery(ctx context.Context, productID string, detail ...string) (*Product, error) {
+	return c.gallery(ctx, "ProductGallery", docProductGallery, productID, detail)
+}
+
+// GalleryOrder is Gallery with the named media's alt text and status but
+// not their image (URL, file name, MIME type): a point less for each.
+func (c *Client) GalleryOrder(ctx context.Context, productID string, detail ...string) (*Product, error) {
+	return c.gallery(ctx, "ProductGalleryOrder", docProductGalleryOrder, productID, detail)
+}
+
+func (c *Client) gallery(ctx context.Context, op, doc, productID string, detail []string) (*Product, error) {
 	var data struct {
 		Product *struct {
 			ID    string `json:"id"`
@@ -79,7 +89,7 @@ func (c *Client) Gallery(ctx context.Context, productID string, detail ...string
 	if detail == nil {
 		detail = []string{}
 	}
-	if err := c.do(ctx, "ProductGallery", docProductGallery, map[string]any{"id": productID, "ids": detail}, &data); err != nil {
+	if err := c.do(ctx, op, doc, map[string]any{"id": productID, "ids": detail}, &data); err != nil {
 		return nil, fmt.Errorf("read gallery of %s: %w", productID, err)
 	}
 	p := data.Product

@@ -50,6 +50,33 @@ func TestGalleryReadsOrderAndOnlyTheNamedMedia(t *testing.T) {
 	}
 }
 
+// GalleryOrder reads the same order and the named media's alt text and
+// status, without their image: a point less a named media.
+func TestGalleryOrderLeavesTheImagesOut(t *testing.T) {
+	f := setup(t, shopifytest.Options{})
+	rec := f.product(t)
+	p, err := f.client.GalleryOrder(ctx(t), rec.ID, rec.MediaIDs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Media) != 2 || p.Media[0].ID != rec.MediaIDs[0] || p.Media[1].ID != rec.MediaIDs[1] || p.Media[1].Position != 1 {
+		t.Fatalf("gallery = %+v", p.Media)
+	}
+	if back := p.Media[1]; back.Alt != "back" || back.Status != "READY" || back.URL != "" || back.Filename != "" {
+		t.Errorf("the named media = %+v, want its alt and status only", back)
+	}
+	full := costOf(t, f.store, "ProductGalleryOrder")
+	if _, err := f.client.Gallery(ctx(t), rec.ID, rec.MediaIDs[1]); err != nil {
+		t.Fatal(err)
+	}
+	if c := costOf(t, f.store, "ProductGallery"); full != c-1 {
+		t.Errorf("GalleryOrder cost %.0f points, Gallery %.0f: want one less", full, c)
+	}
+	if _, err := f.client.GalleryOrder(ctx(t), "gid://shopify/Product/424242"); !errors.Is(err, admin.ErrNotFound) {
+		t.Fatalf("missing product: err = %v", err)
+	}
+}
+
 func TestGalleryCostGrowsByAPointAMedia(t *testing.T) {
 	f := setup(t, shopifytest.Options{})
 	np := shopifytest.NewProduct{Title: "Large"}
