@@ -70,23 +70,7 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 		var created time.Time
 		if j.ResultMediaID == "" {
 			created = time.Now()
-			name := processedName(j, w.up.ext)
-			// The first upload of a write-back has nothing to look up: it
-			// says so on the job before it starts, and any later attempt,
-			// which may find a file it made, looks first.
-			lookFirst := j.Step != ""
-			if !lookFirst {
-				if err := w.l.update(ctx, map[string]any{"step": stepUploading}, ""); err != nil {
-					return "", false, err
-				}
-			}
-			id, err := w.ensureFile(ctx, name, alt, lookFirst, func() (string, error) {
-				return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
-			})
-			if err != nil {
-				return "", false, err
-			}
-			if err := w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
+			if err := w.uploadResult(ctx, alt, ""); err != nil {
 				return "", false, err
 			}
 		}
@@ -123,6 +107,30 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 		}
 		return id, true, nil
 	}
+}
+
+// uploadResult makes the processed image (w.up) a file in Files, with a
+// name unique to the job and alt as its alt text, and records it on the
+// job (why, when given, goes in the job's events as the upload starts).
+// The first upload of a write-back has nothing to look up: it says so on
+// the job before it starts, and any later attempt, which may find a file
+// an earlier one made, looks first.
+func (w *writer) uploadResult(ctx context.Context, alt, why string) error {
+	j := w.l.job
+	name := processedName(j, w.up.ext)
+	lookFirst := j.Step != ""
+	if !lookFirst {
+		if err := w.l.update(ctx, map[string]any{"step": stepUploading}, why); err != nil {
+			return err
+		}
+	}
+	id, err := w.ensureFile(ctx, name, alt, lookFirst, func() (string, error) {
+		return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
+	})
+	if err != nil {
+		return err
+	}
+	return w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files")
 }
 
 // forgetResult deletes the processed file the job made and recorded, which
@@ -189,10 +197,11 @@ func (w *writer) dropHeld(ctx context.Context, product *admin.Product) error {
 // media's image, every variant's media) would cost points for each of its
 // media and variants on every image of it. Add mode puts the delivered
 // bytes on the product as they are, so it never needs the original's file
-// name or URL: it reads the alt texts and statuses only.
-func jobGallery(ctx context.Context, c *admin.Client, j *models.ImageJob) (*admin.Product, error) {
+// name or URL: it reads the alt texts and statuses only. More names other
+// media whose details are read too.
+func jobGallery(ctx context.Context, c *admin.Client, j *models.ImageJob, more ...string) (*admin.Product, error) {
 	ids := []string{j.MediaID}
-	for _, id := range []string{j.ResultMediaID, j.ReviewFileID} {
+	for _, id := range append([]string{j.ResultMediaID, j.ReviewFileID}, more...) {
 		if id != "" && !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
@@ -280,30 +289,36 @@ func variantsOn(product *admin.Product, mediaID string) []string {
 // one with no media (an earlier attempt unlinked it) is linked, and one
 // the merchant linked to some other image meanwhile keeps that image.
 func (w *writer) relink(ctx context.Context, product *admin.Product, variants []string, from, to string) error {
-	current := map[string][]string{}
-	for _, v := range product.Variants {
-		current[v.ID] = v.MediaIDs
-	}
 	var detach, attach []admin.VariantMedia
-	seen := map[string]bool{}
-	for _, v := range variants {
-		media, ok := current[v]
-		if !ok || slices.Contains(media, to) || seen[v] {
-			continue // deleted meanwhile, done, or listed twice (Shopify refuses a variant named twice)
-		}
-		seen[v] = true
-		switch {
-		case slices.Contains(media, from):
-			detach = append(detach, admin.VariantMedia{VariantID: v, MediaID: from})
-			attach = append(attach, admin.VariantMedia{VariantID: v, MediaID: to})
-		case len(media) == 0:
-			attach = append(attach, admin.VariantMedia{VariantID: v, MediaID: to})
-		}
-	}
+	relinkPlan(product, variants, from, to, map[string]bool{}, &detach, &attach)
 	if err := w.c.DetachVariantMedia(ctx, product.ID, detach); err != nil {
 		return err
 	}
 	return w.c.AppendVariantMedia(ctx, product.ID, attach)
+}
+
+// relinkPlan adds to detach and attach the links that move variants from
+// one media to another, as relink makes them; seen holds the variants
+// planned already (Shopify refuses a variant named twice in a call).
+func relinkPlan(product *admin.Product, variants []string, from, to string, seen map[string]bool, detach, attach *[]admin.VariantMedia) {
+	current := map[string][]string{}
+	for _, v := range product.Variants {
+		current[v.ID] = v.MediaIDs
+	}
+	for _, v := range variants {
+		media, ok := current[v]
+		if !ok || slices.Contains(media, to) || seen[v] {
+			continue // deleted meanwhile, done, or listed twice
+		}
+		seen[v] = true
+		switch {
+		case slices.Contains(media, from):
+			*detach = append(*detach, admin.VariantMedia{VariantID: v, MediaID: from})
+			*attach = append(*attach, admin.VariantMedia{VariantID: v, MediaID: to})
+		case len(media) == 0:
+			*attach = append(*attach, admin.VariantMedia{VariantID: v, MediaID: to})
+		}
+	}
 }
 
 // withMedia is the product with m appended to its gallery, as attaching a

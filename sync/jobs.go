@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -28,6 +29,11 @@ type lease struct {
 	p     *Pipeline
 	job   *models.ImageJob
 	token string
+	// along lists the product's other jobs taken along under this token by
+	// a write-back of several images at once, for the heartbeat to renew.
+	along atomic.Pointer[[]uint64]
+	// taken: this lease's job was taken along by another's write-back.
+	taken bool
 }
 
 // update writes fields of the leased job, and a job event when the state

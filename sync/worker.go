@@ -196,12 +196,16 @@ func (p *Pipeline) sinceClaim(l *lease) time.Duration {
 	return d
 }
 
-// renew pushes the lease (and the product lock it holds, if any) to a
-// full Lease from now.
+// renew pushes the lease (with the jobs taken along under it, and the
+// product lock it holds, if any) to a full Lease from now.
 func (p *Pipeline) renew(ctx context.Context, l *lease) error {
 	until := ms(p.now().Add(p.o.Lease))
+	ids := []uint64{l.job.ID}
+	if along := l.along.Load(); along != nil {
+		ids = append(ids, *along...)
+	}
 	res := p.o.DB.WithContext(ctx).Model(&models.ImageJob{}).
-		Where("id = ? AND lease_owner = ?", l.job.ID, l.token).
+		Where("id IN ? AND lease_owner = ?", ids, l.token).
 		Updates(map[string]any{"lease_until": until, "run_at": gorm.Expr("CASE WHEN run_at IS NULL THEN NULL ELSE ? END", until)})
 	if res.Error != nil {
 		return fmt.Errorf("renew lease of job %d: %w", l.job.ID, res.Error)

@@ -71,24 +71,57 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	// the gallery's order too, to put it where the original is. A fresh
 	// write-back is planned from the original as the job recorded it, and
 	// planned again should the original be another file now.
-	read := jobGallery
+	ordered := true
 	var planned *upload
 	switch {
 	case j.WriteMode == ModeAdd, j.ResultMediaID != "" && j.ResultMediaID != j.MediaID:
 	case j.Step == stepReplaced, j.ResultMediaID == j.MediaID:
-		read = jobMedia
+		ordered = false
 	default:
 		up := fitToOriginal(img, j.OriginalFilename, "")
 		planned = &up
-		if up.inPlace {
-			read = jobMedia
+		ordered = !up.inPlace
+	}
+	// A first write-back that needs the gallery takes its product's other
+	// images along when they are ready too.
+	var along []*lease
+	if ordered && batchable(l, settings) {
+		if along, err = p.takeAlong(ctx, l); err != nil {
+			p.log.Warn("write back alone", "job", j.ID, "err", err)
 		}
 	}
-	product, err := read(ctx, c, j)
+	more := make([]string, len(along))
+	for i, a := range along {
+		more[i] = a.job.MediaID
+	}
+	var product *admin.Product
+	if ordered {
+		product, err = jobGallery(ctx, c, j, more...)
+	} else {
+		product, err = jobMedia(ctx, c, j)
+	}
 	if done, err := p.productRead(ctx, l, err); done {
+		p.handBack(ctx, along)
 		return err
 	}
 	wb := &writer{p: p, l: l, c: c, img: img}
+	if len(along) > 0 {
+		up, ok := wb.togetherFits(product, len(along), planned)
+		if !ok {
+			p.handBack(ctx, along)
+		} else {
+			wb.up = up
+			if err := wb.writeBackTogether(ctx, product, along); !errors.Is(err, errOnItsOwn) {
+				return wb.settle(ctx, err)
+			}
+			// Shopify failed to process its file: on its own, from the
+			// product as it is now.
+			product, err = jobGallery(ctx, c, j)
+			if done, err := p.productRead(ctx, l, err); done {
+				return err
+			}
+		}
+	}
 	orig, _ := findMedia(product, j.MediaID)
 	switch {
 	case j.WriteMode == ModeAdd:
@@ -107,11 +140,7 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		wb.up = delivered(img, "")
 		err = wb.replaceWithNew(ctx, product)
 	default:
-		if name, mime := originalFile(j, orig); planned != nil && name == j.OriginalFilename && originalFormat(name, mime) == originalFormat(name, "") {
-			wb.up = *planned
-		} else {
-			wb.up = fitToOriginal(img, name, mime)
-		}
+		wb.up = wb.planFor(orig, planned)
 		if orig != nil {
 			if err := l.update(ctx, map[string]any{}, wb.up.why); err != nil {
 				return err
@@ -130,20 +159,25 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		}
 		err = wb.replaceWithNew(ctx, product)
 	}
-	if err != nil {
-		if errors.Is(err, errGone) {
-			return wb.gone(ctx)
-		}
-		// Between attempts the product shows either the original or the
-		// finished result, never a half-done mix (two copies, a variant on
-		// the wrong image). A worker stopping or losing its lease leaves the
-		// step to the next one, which resumes it.
-		if ctx.Err() == nil && !errors.Is(err, ErrLeaseLost) {
-			wb.rollback(context.WithoutCancel(ctx), err)
-		}
-		return p.fail(ctx, l, err, writeBackFailure(err))
+	return wb.settle(ctx, err)
+}
+
+// settle ends a write-back that failed with err (nil: it did not).
+func (w *writer) settle(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
 	}
-	return nil
+	if errors.Is(err, errGone) {
+		return w.gone(ctx)
+	}
+	// Between attempts the product shows either the original or the
+	// finished result, never a half-done mix (two copies, a variant on
+	// the wrong image). A worker stopping or losing its lease leaves the
+	// step to the next one, which resumes it.
+	if ctx.Err() == nil && !errors.Is(err, ErrLeaseLost) {
+		w.rollback(context.WithoutCancel(ctx), err)
+	}
+	return w.p.fail(ctx, w.l, err, writeBackFailure(err))
 }
 
 // productRead ends the write-back (done) when reading its product failed:
@@ -391,8 +425,12 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 			return err
 		}
 	} else if orig != nil {
-		if err := w.moveTo(ctx, product, newID, orig.Position); err != nil {
-			return err
+		// Right after the original, it takes the original's place once
+		// that is detached: it needs no move.
+		if next := orig.Position + 1; next >= len(product.Media) || product.Media[next].ID != newID {
+			if err := w.moveTo(ctx, product, newID, orig.Position); err != nil {
+				return err
+			}
 		}
 		variants := variantsOn(product, j.MediaID)
 		if j.Step == stepRelinking {

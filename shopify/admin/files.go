@@ -158,12 +158,12 @@ func (c *Client) postUpload(ctx context.Context, target string, form *uploadForm
 	return nil
 }
 
-// fileUpdate runs fileUpdate for one file and returns the typed user errors.
-func (c *Client) fileUpdate(ctx context.Context, input map[string]any) error {
+// fileUpdate runs fileUpdate for the files and returns the typed user errors.
+func (c *Client) fileUpdate(ctx context.Context, inputs ...map[string]any) error {
 	var out struct {
 		FileUpdate filesPayload `json:"fileUpdate"`
 	}
-	if err := c.do(ctx, "FileUpdate", docFileUpdate, map[string]any{"files": []map[string]any{input}}, &out); err != nil {
+	if err := c.do(ctx, "FileUpdate", docFileUpdate, map[string]any{"files": inputs}, &out); err != nil {
 		return err
 	}
 	return userErrorsToError(out.FileUpdate.UserErrors)
@@ -195,8 +195,39 @@ func (c *Client) AttachFile(ctx context.Context, fileID, productID string, alt *
 // DetachFile removes the file from the product's media; the file stays in Files (revert relies
 // on that).
 func (c *Client) DetachFile(ctx context.Context, fileID, productID string) error {
-	if err := c.fileUpdate(ctx, map[string]any{"id": fileID, "referencesToRemove": []string{productID}}); err != nil {
-		return fmt.Errorf("detach file %s from %s: %w", fileID, productID, err)
+	return c.DetachFiles(ctx, productID, fileID)
+}
+
+// FileAlt is a file to attach with the alt text it takes.
+type FileAlt struct{ ID, Alt string }
+
+// AttachFiles adds the files to the product's media in one fileUpdate, in their order, each with
+// its alt text.
+func (c *Client) AttachFiles(ctx context.Context, productID string, files []FileAlt) error {
+	if len(files) == 0 {
+		return nil
+	}
+	in := make([]map[string]any, len(files))
+	for i, f := range files {
+		in[i] = map[string]any{"id": f.ID, "referencesToAdd": []string{productID}, "alt": f.Alt}
+	}
+	if err := c.fileUpdate(ctx, in...); err != nil {
+		return fmt.Errorf("attach %d files to %s: %w", len(files), productID, err)
+	}
+	return nil
+}
+
+// DetachFiles removes the files from the product's media in one fileUpdate; they stay in Files.
+func (c *Client) DetachFiles(ctx context.Context, productID string, fileIDs ...string) error {
+	if len(fileIDs) == 0 {
+		return nil
+	}
+	in := make([]map[string]any, len(fileIDs))
+	for i, id := range fileIDs {
+		in[i] = map[string]any{"id": id, "referencesToRemove": []string{productID}}
+	}
+	if err := c.fileUpdate(ctx, in...); err != nil {
+		return fmt.Errorf("detach file %s from %s: %w", strings.Join(fileIDs, ", "), productID, err)
 	}
 	return nil
 }

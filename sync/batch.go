@@ -1,0 +1,411 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/shopify/admin"
+)
+
+// Writing back a product's images together. Adding a processed image next
+// to its original needs the gallery's order, which Shopify gives at a
+// point a media, and an attach and a reorder; a new media in the
+// original's place also needs the variants' links, a relink and the
+// original's detach. One image at a time, a product of n images pays for
+// its gallery n times. A fresh write-back in those paths therefore takes
+// along its product's other images that wait for their first write-back
+// (usually there are some: a product's images go to Remove The Background
+// together): each is uploaded in turn, and one gallery read, one attach,
+// one reorder, one variants read, one relink and one detach serve them
+// all.
+//
+// Each job keeps its own checkpoints, as a write-back of one image does
+// (the file it made, the variants it moves), so a batch cut short anywhere
+// is resumed job by job by the ordinary write-back; a job that fails in a
+// batch is undone and retried as it would be on its own.
+
+// batchMax caps the jobs written back together: each is downloaded and
+// uploaded in turn while all their leases are held.
+const batchMax = 25
+
+// batchable reports whether a write-back may take other images along: it
+// is its job's first (nothing of it is on Shopify yet), the job was not
+// taken along itself (it runs on its own after a batch), and no image
+// waits for the merchant's review, which each job decides on its own.
+func batchable(l *lease, s Settings) bool {
+	j := l.job
+	return !l.taken && s.Publish != PublishReview && j.Step == "" && j.ResultMediaID == "" && j.ReviewFileID == ""
+}
+
+// takeAlong leases, under the lead's token, up to batchMax-1 other jobs of
+// its product in the same write mode that wait for their first write-back
+// and no worker holds. The heartbeat renews them with the lead's lease.
+func (p *Pipeline) takeAlong(ctx context.Context, l *lease) ([]*lease, error) {
+	j := l.job
+	now := p.now()
+	db := p.o.DB.WithContext(ctx)
+	fresh := func(q *gorm.DB) *gorm.DB {
+		return q.Model(&models.ImageJob{}).
+			Where("shop_id = ? AND product_id = ? AND state = ? AND id <> ?", j.ShopID, j.ProductID, models.JobWritingBack, j.ID).
+			Where("write_mode = ? AND step = '' AND result_media_id = '' AND review_file_id = '' AND attempts = 0 AND final_image_url <> '' AND run_at IS NOT NULL", j.WriteMode).
+			Where("(lease_owner IS NULL OR lease_until < ?)", ms(now))
+	}
+	var ids []uint64
+	if err := fresh(db).Order("id").Limit(batchMax-1).Pluck("id", &ids).Error; err != nil {
+		return nil, fmt.Errorf("find the product's other images: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	until := ms(now.Add(p.o.Lease))
+	res := fresh(db).Where("id IN ?", ids).Updates(map[string]any{"lease_owner": l.token, "lease_until": until, "run_at": until, "queue_key": nil})
+	if res.Error != nil {
+		return nil, fmt.Errorf("take the product's other images along: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return nil, nil
+	}
+	var got []models.ImageJob
+	if err := db.Where("id IN ? AND lease_owner = ?", ids, l.token).Order("id").Find(&got).Error; err != nil {
+		// Their leases run out and they come back by themselves.
+		return nil, fmt.Errorf("read the images taken along: %w", err)
+	}
+	along := make([]uint64, len(got))
+	leases := make([]*lease, len(got))
+	for i := range got {
+		along[i] = got[i].ID
+		leases[i] = &lease{p: p, job: &got[i], token: l.token, taken: true}
+	}
+	l.along.Store(&along)
+	return leases, nil
+}
+
+// handBack lets jobs taken along go, due at once, untouched.
+func (p *Pipeline) handBack(ctx context.Context, along []*lease) {
+	for _, l := range along {
+		if err := l.release(context.WithoutCancel(ctx), map[string]any{}, ptr(ms(p.now())), ""); err != nil {
+			p.log.Warn("hand back a job taken along", "job", l.job.ID, "err", err)
+		}
+	}
+}
+
+// member is one job of a write-back of several images.
+type member struct {
+	w        *writer
+	orig     *admin.Media
+	created  time.Time // when its file was made
+	url      string    // its image's URL, once READY
+	attached bool      // it may be on the product
+	alone    bool      // written back on its own after the batch
+	out      bool      // settled: done, or failed and retried later
+}
+
+// togetherFits reports whether the lead (w) can lead a batch, with what
+// it uploads: its original is on the product, its image does not fit in
+// place (which needs no gallery), and the gallery has room for every
+// processed image at once.
+func (w *writer) togetherFits(product *admin.Product, along int, planned *upload) (upload, bool) {
+	j := w.l.job
+	orig, _ := findMedia(product, j.MediaID)
+	if orig == nil || len(product.Media)+1+along > maxProductMedia {
+		return upload{}, false
+	}
+	if j.WriteMode == ModeAdd {
+		return delivered(w.img, "added after the original"), true
+	}
+	up := w.planFor(orig, planned)
+	return up, !up.inPlace
+}
+
+// planFor is what is uploaded in replace mode for the original as it is
+// now: planned, when it was made for the same file, or the image fitted
+// to it.
+func (w *writer) planFor(orig *admin.Media, planned *upload) upload {
+	j := w.l.job
+	name, mime := originalFile(j, orig)
+	if planned != nil && name == j.OriginalFilename && originalFormat(name, mime) == originalFormat(name, "") {
+		return *planned
+	}
+	return fitToOriginal(w.img, name, mime)
+}
+
+// errOnItsOwn: the lead's image is to be written back on its own, as the
+// ordinary write-back resumes it.
+var errOnItsOwn = errors.New("written back on its own")
+
+// writeBackTogether writes back the lead's image (w, with w.up planned)
+// and those of the jobs taken along, on the product as read with all their
+// originals. It settles every job taken along itself and returns the
+// lead's outcome.
+func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, along []*lease) (leadErr error) {
+	p := w.p
+	add := w.l.job.WriteMode == ModeAdd
+	lead := &member{w: w}
+	all := []*member{lead}
+	for _, l := range along {
+		all = append(all, &member{w: &writer{p: p, l: l, c: w.c}})
+	}
+	// fail takes a member out of the batch with err: the lead's goes back
+	// to its write-back, another's is undone if need be and retried.
+	fail := func(m *member, err error, msg string) {
+		m.out = true
+		if m == lead {
+			leadErr = err
+			return
+		}
+		if msg == "" {
+			msg = writeBackFailure(err)
+		}
+		if m.attached && ctx.Err() == nil {
+			m.w.rollback(context.WithoutCancel(ctx), err)
+		}
+		if ferr := p.fail(ctx, m.w.l, err, msg); ferr != nil && ctx.Err() == nil {
+			p.log.Warn("record a failed write-back", "job", m.w.l.job.ID, "err", ferr)
+		}
+	}
+	failAll := func(ms []*member, err error) {
+		for _, m := range ms {
+			fail(m, err, "")
+		}
+	}
+	defer func() {
+		for _, m := range all[1:] {
+			switch {
+			case m.out:
+			case m.alone && ctx.Err() == nil:
+				if err := p.writeBack(ctx, m.w.l); err != nil {
+					p.log.Warn("write back on its own", "job", m.w.l.job.ID, "err", err)
+				}
+			default:
+				p.handBack(ctx, []*lease{m.w.l})
+			}
+		}
+	}()
+
+	// Each processed image to Files, one at a time: one image's bytes in
+	// memory at once.
+	var live []*member
+	for _, m := range all {
+		if msg, err := m.upload(ctx, product, m == lead); err != nil {
+			fail(m, err, msg)
+		} else if !m.alone {
+			live = append(live, m)
+		}
+	}
+	if len(live) == 0 || ctx.Err() != nil {
+		return leadErr
+	}
+	// Shopify attaches only READY files.
+	ids := make([]string, len(live))
+	since := live[0].created
+	for i, m := range live {
+		ids[i] = m.w.l.job.ResultMediaID
+		if m.created.Before(since) {
+			since = m.created
+		}
+	}
+	st, werr := w.c.WaitNewImagesReady(ctx, p.o.MediaWait, since, ids...)
+	ready := live[:0]
+	for _, m := range live {
+		id := m.w.l.job.ResultMediaID
+		if err := readiness(id, st[id].Status, werr); errors.Is(err, errMediaFailed) || errors.Is(err, admin.ErrNotFound) {
+			// Its own write-back deletes the failed (or lost) file and makes
+			// it again, in the same attempt.
+			m.alone = true
+			if m == lead {
+				leadErr = errOnItsOwn
+			}
+			continue
+		} else if err != nil {
+			fail(m, err, "")
+			continue
+		}
+		m.url = st[id].URL
+		ready = append(ready, m)
+	}
+	if len(ready) == 0 {
+		return leadErr
+	}
+	files := make([]admin.FileAlt, len(ready))
+	next := map[string]string{} // original → processed image
+	for i, m := range ready {
+		m.attached = true
+		j := m.w.l.job
+		files[i] = admin.FileAlt{ID: j.ResultMediaID, Alt: m.orig.Alt}
+		next[j.MediaID] = j.ResultMediaID
+	}
+	// The alt texts go with the attach, in the same call.
+	if err := w.c.AttachFiles(ctx, product.ID, files); err != nil {
+		failAll(ready, err)
+		return leadErr
+	}
+	for _, f := range files {
+		product = withMedia(product, admin.Media{ID: f.ID, Alt: f.Alt, Status: "READY", MediaContentType: "IMAGE"})
+	}
+	if !add {
+		// Only this path moves variant links: they are read here, once.
+		variants, err := w.c.ProductVariants(ctx, product.ID)
+		if err != nil {
+			failAll(ready, err)
+			return leadErr
+		}
+		withVariants := *product
+		withVariants.Variants = variants
+		product = &withVariants
+	}
+	if err := w.c.ReorderMedia(ctx, product.ID, togetherMoves(product, next, add)); err != nil {
+		failAll(ready, err)
+		return leadErr
+	}
+	msg := "processed image added after the original"
+	if !add {
+		msg = "processed image replaced the original"
+		if ready = relinkTogether(ctx, product, ready, fail); len(ready) == 0 {
+			return leadErr
+		}
+	}
+	for _, m := range ready {
+		j := m.w.l.job
+		m.out = true
+		if err := m.w.finish(ctx, j.ResultMediaID, m.url, msg); err != nil {
+			if m == lead {
+				leadErr = err
+			} else if ctx.Err() == nil {
+				p.log.Warn("record a finished write-back", "job", j.ID, "err", err)
+			}
+		}
+	}
+	return leadErr
+}
+
+// upload puts the member's processed image in Files: the lead's as it was
+// planned; another's downloaded, and fitted to its original in replace
+// mode. A member whose original is gone, or whose image fits in place, is
+// left to its own write-back. A failure comes with the merchant's message,
+// if any.
+func (m *member) upload(ctx context.Context, product *admin.Product, isLead bool) (string, error) {
+	w, p := m.w, m.w.p
+	j := w.l.job
+	if m.orig, _ = findMedia(product, j.MediaID); m.orig == nil {
+		m.alone = true
+		return "", nil
+	}
+	if !isLead {
+		img, msg, err := p.processedImage(ctx, w.c, j)
+		if err != nil {
+			return msg, err
+		}
+		w.img = img
+		defer func() { img.Release(); w.img = nil }()
+		if j.WriteMode == ModeAdd {
+			w.up = delivered(img, "added after the original")
+		} else if w.up = w.planFor(m.orig, nil); w.up.inPlace {
+			m.alone = true
+			return "", nil
+		}
+	}
+	m.created = time.Now()
+	err := w.uploadResult(ctx, m.orig.Alt, w.up.why+" (written back together with the product's other images)")
+	w.up.data = nil
+	return "", err
+}
+
+// relinkTogether finishes the replace path for the members on the product:
+// each records the variants it moves, then one call unlinks them from the
+// originals and one links them to the processed images, and one detach
+// takes the originals off (they stay in Files, for revert). It returns the
+// members still in.
+func relinkTogether(ctx context.Context, product *admin.Product, ms []*member, fail func(*member, error, string)) []*member {
+	var in []*member
+	for _, m := range ms {
+		j := m.w.l.job
+		vs := variantsOn(product, j.MediaID)
+		if err := m.w.l.update(ctx, map[string]any{"step": stepRelinking, "variant_ids": variantJSON(vs)}, ""); err != nil {
+			fail(m, err, "")
+			continue
+		}
+		in = append(in, m)
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	c := in[0].w.c
+	var detach, attach []admin.VariantMedia
+	seen := map[string]bool{}
+	origs := make([]string, len(in))
+	for i, m := range in {
+		j := m.w.l.job
+		relinkPlan(product, variantList(j.VariantIDs), j.MediaID, j.ResultMediaID, seen, &detach, &attach)
+		origs[i] = j.MediaID
+	}
+	err := c.DetachVariantMedia(ctx, product.ID, detach)
+	if err == nil {
+		err = c.AppendVariantMedia(ctx, product.ID, attach)
+	}
+	if err == nil {
+		err = c.DetachFiles(ctx, product.ID, origs...)
+	}
+	if err != nil {
+		for _, m := range in {
+			fail(m, err, "")
+		}
+		return nil
+	}
+	done := in[:0]
+	for _, m := range in {
+		if err := m.w.l.update(ctx, map[string]any{"original_file_id": m.w.l.job.MediaID}, "original detached, kept in Files"); err != nil {
+			fail(m, err, "")
+			continue
+		}
+		done = append(done, m)
+	}
+	return done
+}
+
+// togetherMoves are the moves, in one reorder, that put each processed
+// image (attached last) next to its original, next maps one to the other:
+// after it in add mode; otherwise on either side, where it takes the
+// original's place once that is detached (before it, unless it follows it
+// already). Every other media keeps its order. Shopify applies the moves
+// in turn, each to a position in the gallery as the moves before it left
+// it.
+func togetherMoves(product *admin.Product, next map[string]string, after bool) []admin.Move {
+	cur := make([]string, len(product.Media))
+	isNew := map[string]bool{}
+	for _, n := range next {
+		isNew[n] = true
+	}
+	for i, m := range product.Media {
+		cur[i] = m.ID
+	}
+	var want []string
+	for i, id := range cur {
+		if isNew[id] {
+			continue
+		}
+		n, ok := next[id]
+		switch {
+		case !ok:
+			want = append(want, id)
+		case after, i+1 < len(cur) && cur[i+1] == n:
+			want = append(want, id, n)
+		default:
+			want = append(want, n, id)
+		}
+	}
+	var moves []admin.Move
+	for i, id := range want {
+		if cur[i] == id {
+			continue
+		}
+		cur = slices.Insert(slices.DeleteFunc(cur, func(x string) bool { return x == id }), i, id)
+		moves = append(moves, admin.Move{ID: id, NewPosition: i})
+	}
+	return moves
+}

@@ -1,0 +1,274 @@
+package e2e_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"gorm.io/gorm"
+
+	"rtbshopify/models"
+	"rtbshopify/models/modelstest"
+	"rtbshopify/shopify/shopifytest"
+	imgsync "rtbshopify/sync"
+)
+
+// holdWriteBacks keeps every write-back of the product waiting (its
+// product lock held by someone else) until the returned func is called.
+func holdWriteBacks(t *testing.T, h *harness, productID string) func() {
+	t.Helper()
+	var shop models.Shop
+	must(t, h.db.Where("domain = ?", shopDomain).First(&shop).Error)
+	lock := models.ProductLock{ShopID: shop.ID, ProductID: productID, Owner: "test", UntilMs: time.Now().Add(time.Hour).UnixMilli()}
+	must(t, h.db.Create(&lock).Error)
+	return func() { must(t, h.db.Where("owner = ?", "test").Delete(&models.ProductLock{}).Error) }
+}
+
+// allBack reports whether n jobs are back from Remove The Background,
+// waiting for their write-back and held by no worker.
+func allBack(n int) func([]models.ImageJob) bool {
+	return func(js []models.ImageJob) bool {
+		if len(js) != n {
+			return false
+		}
+		for _, j := range js {
+			if j.State != models.JobWritingBack || j.FinalImageURL == "" || j.LeaseOwner != nil {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// operations counts the store's answered requests by operation.
+func operations(h *harness) map[string]int {
+	n := map[string]int{}
+	for _, r := range h.store.Requests() {
+		if r.Status == 200 && r.Operation != "" {
+			n[r.Operation]++
+		}
+	}
+	return n
+}
+
+// processedFiles counts the shop's files the app made for processed images.
+func processedFiles(h *harness, productID string) int {
+	n := 0
+	for _, f := range h.store.Product(shopDomain, productID).Files {
+		if strings.Contains(f.Filename, "-background-removed-") {
+			n++
+		}
+	}
+	return n
+}
+
+// A product's images that are all back from Remove The Background when
+// its write-back starts are written back together: each uploaded, then
+// one gallery read, one attach, one reorder (and in replace mode one
+// variants read, one relink and one detach of the originals) for all.
+// The gallery ends as six write-backs one by one would leave it.
+func TestAProductsImagesAreWrittenBackTogether(t *testing.T) {
+	for _, mode := range []string{"add", "replace"} {
+		t.Run(mode, func(t *testing.T) {
+			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+				ho := harnessOptions{writeMode: mode, tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }}
+				if mode == "replace" {
+					ho.template = transparentTemplate() // a transparent result takes the new-media path
+				}
+				h := newHarness(t, db, ho)
+				rec := h.createProduct(pointsProduct("batch", 6))
+				before := waitReady(t, h, rec.ID)
+				release := holdWriteBacks(t, h, rec.ID)
+				h.webhook("products/create", rec.ID)
+				h.waitJobs("all back from Remove The Background", allBack(6))
+				h.store.ResetRequests()
+				release()
+				h.waitJobs("all written back", allIn(6, models.JobDone))
+
+				ops := operations(h)
+				want := map[string]int{"StagedUploadsCreate": 6, "FileCreate": 6, "FileUpdate": 1, "ProductReorderMedia": 1, "FindFile": 0, "ProductVariants": 0}
+				gallery := "ProductGalleryOrder"
+				if mode == "replace" {
+					want["FileUpdate"], want["ProductVariants"] = 2, 1
+					want["ProductVariantDetachMedia"], want["ProductVariantAppendMedia"] = 1, 1
+					gallery = "ProductGallery"
+				}
+				want[gallery] = 1
+				for op, n := range want {
+					if ops[op] != n {
+						t.Errorf("%d %s, want %d (operations %v)", ops[op], op, n, ops)
+					}
+				}
+				assertCatalogueGallery(t, h, mode, before, h.store.Product(shopDomain, rec.ID))
+				if n := processedFiles(h, rec.ID); n != 6 {
+					t.Errorf("%d processed files, want 6", n)
+				}
+				if n := h.rtb.Submissions()[rtbEmail]; n != 6 {
+					t.Errorf("billed %d, want 6", n)
+				}
+			})
+		})
+	}
+}
+
+// A write-back of several images that fails at its last step (Shopify
+// refuses the originals' detach) is undone for each of them: the gallery
+// shows the originals with their variants, and Retry finishes each image
+// from the file it made, with no second upload or copy.
+func TestAFailedWriteBackOfSeveralImagesIsUndoneAndRetried(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
+		rec := h.createProduct(pointsProduct("undo", 4))
+		before := waitReady(t, h, rec.ID)
+		release := holdWriteBacks(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("all back from Remove The Background", allBack(4))
+		h.store.LockNextDetach(1)
+		release()
+		// FILE_LOCKED is Shopify's refusal, not a passing fault: each job
+		// fails, with the product as it was.
+		h.waitJobs("all failed", allIn(4, models.JobFailed))
+		undone := h.store.Product(shopDomain, rec.ID)
+		if len(undone.Media) != len(before.Media) {
+			t.Fatalf("gallery of %d media after the failure, want %d", len(undone.Media), len(before.Media))
+		}
+		for i, m := range before.Media {
+			if undone.Media[i].ID != m.ID {
+				t.Errorf("position %d holds %s after the failure, want the original %s", i, undone.Media[i].ID, m.ID)
+			}
+		}
+		for i, v := range before.Variants {
+			if got := undone.Variants[i]; strings.Join(got.MediaIDs, ",") != strings.Join(v.MediaIDs, ",") {
+				t.Errorf("variant %s links %v after the failure, want %v", v.Title, got.MediaIDs, v.MediaIDs)
+			}
+		}
+		for _, m := range before.Media {
+			j := h.jobFor(m.ID)
+			if evs := eventsOf(t, db, j.ID); !strings.Contains(evs, "half-done write-back undone") {
+				t.Errorf("job %d was not undone: events\n%s", j.ID, evs)
+			}
+			if status, body := h.api("POST", "/api/jobs/"+itoa(j.ID)+"/retry", nil); status != 202 {
+				t.Fatalf("retry: %d %s", status, body)
+			}
+		}
+		h.waitJobs("all written back", allIn(4, models.JobDone))
+		assertCatalogueGallery(t, h, "replace", before, h.store.Product(shopDomain, rec.ID))
+		if n := processedFiles(h, rec.ID); n != 4 {
+			t.Errorf("%d processed files, want 4", n)
+		}
+		if n := h.rtb.Submissions()[rtbEmail]; n != 4 {
+			t.Errorf("billed %d, want 4", n)
+		}
+		if ops := operations(h); ops["StagedUploadsCreate"] != 4 || ops["FileCreate"] != 4 {
+			t.Errorf("operations %v: want one upload and one file per image", ops)
+		}
+	})
+}
+
+// Images of a product that cannot be written back with the others are
+// written back on their own after them: one whose result fits in place
+// (a PNG original), and one the merchant deleted meanwhile, whose paid
+// result is kept in Files. The rest go together.
+func TestImagesThatCannotGoTogetherAreWrittenBackOnTheirOwn(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
+		np := threeImages(".jpg")
+		np.Images = append(np.Images, shopifytest.NewImage{Filename: "label.png", Data: photo("png", sky), Alt: "Label"},
+			shopifytest.NewImage{Filename: "side.jpg", Data: photo("jpeg", mint), Alt: "Side"})
+		rec := h.createProduct(np)
+		waitReady(t, h, rec.ID)
+		release := holdWriteBacks(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("all back from Remove The Background", allBack(5))
+		deleted := rec.MediaIDs[4]
+		must(t, h.store.DeleteMedia(shopDomain, rec.ID, deleted))
+		edited := h.store.Product(shopDomain, rec.ID)
+		h.store.ResetRequests()
+		release()
+		h.waitJobs("all finished", allIn(5, models.JobDone, models.JobFailed))
+
+		gone := h.jobFor(deleted)
+		if gone.State != models.JobFailed || !strings.Contains(gone.Error, "removed from the product") || gone.ResultMediaID == "" {
+			t.Fatalf("the deleted image's job: %s %q result %q", gone.State, gone.Error, gone.ResultMediaID)
+		}
+		if label := h.jobFor(rec.MediaIDs[3]); label.State != models.JobDone || label.ResultMediaID != rec.MediaIDs[3] {
+			t.Fatalf("the PNG original was not replaced in place: %s result %q", label.State, label.ResultMediaID)
+		}
+		assertCatalogueGallery(t, h, "replace", edited, h.store.Product(shopDomain, rec.ID))
+		// The three JPEG originals go together: one gallery read for them,
+		// one for the deleted image's own write-back.
+		for _, id := range rec.MediaIDs[:3] {
+			if evs := eventsOf(t, db, h.jobFor(id).ID); !strings.Contains(evs, "written back together") {
+				t.Errorf("%s was not written back with the others: events\n%s", id, evs)
+			}
+		}
+		if ops := operations(h); ops["ProductGallery"] != 2 || ops["ProductReorderMedia"] != 1 {
+			t.Errorf("operations %v: want the JPEG originals written back together", ops)
+		}
+	})
+}
+
+// A write-back of several images that lasts several leases finishes them
+// all together, none retried: the heartbeat renews the jobs taken along
+// with the lead's lease (TestTakeAlongLeasesTheProductsFreshImagesAndRenewsThem
+// checks the renewal itself).
+func TestJobsTakenAlongStayWithTheirWriteBack(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{writeMode: "add", tune: func(o *imgsync.Options) {
+			o.MaxPerShop = 1
+			o.Lease = 600 * time.Millisecond
+		}})
+		rec := h.createProduct(pointsProduct("slow", 6))
+		before := waitReady(t, h, rec.ID)
+		release := holdWriteBacks(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		h.waitJobs("all back from Remove The Background", allBack(6))
+		h.store.SetLatency(150 * time.Millisecond) // the write-back lasts several leases
+		start := time.Now()
+		release()
+		h.waitJobs("all written back", allIn(6, models.JobDone))
+		if took := time.Since(start); took < 2*600*time.Millisecond {
+			t.Fatalf("the write-back took %v, less than two leases: the test shows nothing", took)
+		}
+		for _, j := range h.jobs() {
+			if evs := eventsOf(t, db, j.ID); !strings.Contains(evs, "written back together") || j.Attempts != 0 {
+				t.Errorf("job %d (attempts %d) left the write-back: events\n%s", j.ID, j.Attempts, evs)
+			}
+		}
+		assertCatalogueGallery(t, h, "add", before, h.store.Product(shopDomain, rec.ID))
+	})
+}
+
+// Files Shopify fails to process, in a write-back of several images (the
+// lead's and another's), are deleted and made again by each image's own
+// write-back, in the same attempt; the others finish together.
+func TestFailedFilesOfSeveralImagesAreMadeAgainOnTheirOwn(t *testing.T) {
+	for _, mode := range []string{"add", "replace"} {
+		t.Run(mode, func(t *testing.T) {
+			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+				h := newHarness(t, db, harnessOptions{writeMode: mode, template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
+				rec := h.createProduct(pointsProduct("failing", 5))
+				before := waitReady(t, h, rec.ID)
+				release := holdWriteBacks(t, h, rec.ID)
+				h.webhook("products/create", rec.ID)
+				h.waitJobs("all back from Remove The Background", allBack(5))
+				h.store.FailNextProcessing(2) // the first two processed files
+				release()
+				jobs := h.waitJobs("finished", allIn(5, models.JobDone, models.JobFailed))
+				remade := 0
+				for _, j := range jobs {
+					if j.State != models.JobDone || j.Attempts != 0 {
+						t.Fatalf("job %d: %s %q after %d attempts", j.ID, j.State, j.Error, j.Attempts)
+					}
+					if strings.Contains(eventsOf(t, db, j.ID), "deleted and is made again") {
+						remade++
+					}
+				}
+				if remade != 2 {
+					t.Errorf("%d files made again, want 2", remade)
+				}
+				assertOneProcessedEach(t, h, mode, before, jobs)
+			})
+		})
+	}
+}
