@@ -99,6 +99,8 @@ func (p *Pipeline) handBack(ctx context.Context, along []*lease) {
 type member struct {
 	w        *writer
 	orig     *admin.Media
+	name     string    // its processed image's file name
+	src      string    // its staged upload
 	created  time.Time // when its file was made
 	url      string    // its image's URL, once READY
 	attached bool      // it may be on the product
@@ -188,16 +190,17 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 		}
 	}()
 
-	// Each processed image to Files, one at a time: one image's bytes in
-	// memory at once.
-	var live []*member
+	// Each processed image is staged in turn (one image's bytes in memory
+	// at once), then one fileCreate makes them all files.
+	var staged []*member
 	for _, m := range all {
-		if msg, err := m.upload(ctx, product, m == lead); err != nil {
+		if msg, err := m.stage(ctx, product, m == lead); err != nil {
 			fail(m, err, msg)
 		} else if !m.alone {
-			live = append(live, m)
+			staged = append(staged, m)
 		}
 	}
+	live := createTogether(ctx, w.c, staged, fail)
 	if len(live) == 0 || ctx.Err() != nil {
 		return leadErr
 	}
@@ -284,12 +287,12 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 	return leadErr
 }
 
-// upload puts the member's processed image in Files: the lead's as it was
-// planned; another's downloaded, and fitted to its original in replace
-// mode. A member whose original is gone, or whose image fits in place, is
-// left to its own write-back. A failure comes with the merchant's message,
-// if any.
-func (m *member) upload(ctx context.Context, product *admin.Product, isLead bool) (string, error) {
+// stage uploads the member's processed image to Shopify's staged
+// storage: the lead's as it was planned; another's downloaded, and fitted
+// to its original in replace mode. A member whose original is gone, or
+// whose image fits in place, is left to its own write-back. A failure
+// comes with the merchant's message, if any.
+func (m *member) stage(ctx context.Context, product *admin.Product, isLead bool) (string, error) {
 	w, p := m.w, m.w.p
 	j := w.l.job
 	if m.orig, _ = findMedia(product, j.MediaID); m.orig == nil {
@@ -310,10 +313,48 @@ func (m *member) upload(ctx context.Context, product *admin.Product, isLead bool
 			return "", nil
 		}
 	}
-	m.created = time.Now()
-	err := w.uploadResult(ctx, m.orig.Alt, w.up.why+" (written back together with the product's other images)")
+	// A first upload: the job says so before it starts (uploadResult).
+	if err := w.l.update(ctx, map[string]any{"step": stepUploading}, w.up.why+" (written back together with the product's other images)"); err != nil {
+		return "", err
+	}
+	m.name = processedName(j, w.up.ext)
+	var err error
+	m.src, err = w.c.StageUpload(ctx, m.name, w.up.mime, w.up.data)
 	w.up.data = nil
 	return "", err
+}
+
+// createTogether makes the staged images files in one fileCreate and
+// records each on its job; it returns the members that have theirs. When
+// that call fails, each name is looked up (the call may have made them
+// all before its answer was lost) and made on its own.
+func createTogether(ctx context.Context, c *admin.Client, staged []*member, fail func(*member, error, string)) []*member {
+	if len(staged) == 0 {
+		return nil
+	}
+	files := make([]admin.NewFile, len(staged))
+	for i, m := range staged {
+		files[i] = admin.NewFile{Name: m.name, Source: m.src, Alt: m.orig.Alt}
+	}
+	ids, batchErr := c.CreateFiles(ctx, files)
+	created := time.Now()
+	var live []*member
+	for i, m := range staged {
+		id, err := "", error(nil)
+		if batchErr == nil {
+			id = ids[i]
+		} else if id, err = m.w.ensureFile(ctx, m.name, m.orig.Alt, true, func() (string, error) { return m.src, nil }); err != nil {
+			fail(m, err, "")
+			continue
+		}
+		if err := m.w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
+			fail(m, err, "")
+			continue
+		}
+		m.created = created
+		live = append(live, m)
+	}
+	return live
 }
 
 // relinkTogether finishes the replace path for the members on the product:
@@ -336,18 +377,17 @@ func relinkTogether(ctx context.Context, product *admin.Product, ms []*member, f
 		return nil
 	}
 	c := in[0].w.c
-	var detach, attach []admin.VariantMedia
-	seen := map[string]bool{}
 	origs := make([]string, len(in))
 	for i, m := range in {
-		j := m.w.l.job
-		relinkPlan(product, variantList(j.VariantIDs), j.MediaID, j.ResultMediaID, seen, &detach, &attach)
-		origs[i] = j.MediaID
+		origs[i] = m.w.l.job.MediaID
 	}
-	err := c.DetachVariantMedia(ctx, product.ID, detach)
-	if err == nil {
-		err = c.AppendVariantMedia(ctx, product.ID, attach)
-	}
+	err := moveVariants(ctx, c, product, func(p *admin.Product, detach, attach *[]admin.VariantMedia) {
+		seen := map[string]bool{}
+		for _, m := range in {
+			j := m.w.l.job
+			relinkPlan(p, variantList(j.VariantIDs), j.MediaID, j.ResultMediaID, seen, detach, attach)
+		}
+	})
 	if err == nil {
 		err = c.DetachFiles(ctx, product.ID, origs...)
 	}

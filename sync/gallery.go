@@ -289,12 +289,36 @@ func variantsOn(product *admin.Product, mediaID string) []string {
 // one with no media (an earlier attempt unlinked it) is linked, and one
 // the merchant linked to some other image meanwhile keeps that image.
 func (w *writer) relink(ctx context.Context, product *admin.Product, variants []string, from, to string) error {
-	var detach, attach []admin.VariantMedia
-	relinkPlan(product, variants, from, to, map[string]bool{}, &detach, &attach)
-	if err := w.c.DetachVariantMedia(ctx, product.ID, detach); err != nil {
-		return err
+	return moveVariants(ctx, w.c, product, func(p *admin.Product, detach, attach *[]admin.VariantMedia) {
+		relinkPlan(p, variants, from, to, map[string]bool{}, detach, attach)
+	})
+}
+
+// moveVariants makes the links plan asks for, in one call to unlink and
+// one to link. A call the client sent again after its answer was lost
+// finds its work done, and Shopify refuses it (the media is not on the
+// variant any more, the variant has its media already): the variants'
+// links are then read again and what is left is planned from them, once,
+// so a lost answer never leaves a variant without its image.
+func moveVariants(ctx context.Context, c *admin.Client, product *admin.Product, plan func(p *admin.Product, detach, attach *[]admin.VariantMedia)) error {
+	for try := 0; ; try++ {
+		var detach, attach []admin.VariantMedia
+		plan(product, &detach, &attach)
+		err := c.DetachVariantMedia(ctx, product.ID, detach)
+		if err == nil {
+			err = c.AppendVariantMedia(ctx, product.ID, attach)
+		}
+		if err == nil || try > 0 || !admin.HasCode(err, "MEDIA_IS_NOT_ATTACHED_TO_VARIANT") && !admin.HasCode(err, "PRODUCT_VARIANT_ALREADY_HAS_MEDIA") {
+			return err
+		}
+		variants, rerr := c.ProductVariants(ctx, product.ID)
+		if rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		fresh := *product
+		fresh.Variants = variants
+		product = &fresh
 	}
-	return w.c.AppendVariantMedia(ctx, product.ID, attach)
 }
 
 // relinkPlan adds to detach and attach the links that move variants from

@@ -235,29 +235,56 @@ func (c *Client) DetachFiles(ctx context.Context, productID string, fileIDs ...s
 // CreateFile creates an image file in Files under an exact filename. A name that already exists
 // yields ErrFileExists (RAISE_ERROR), which lets a retried write-back find its earlier attempt.
 func (c *Client) CreateFile(ctx context.Context, filename, originalSource, alt string) (string, error) {
-	in := map[string]any{
-		"originalSource": originalSource, "filename": filename, "contentType": "IMAGE",
-		"duplicateResolutionMode": "RAISE_ERROR",
+	ids, err := c.CreateFiles(ctx, []NewFile{{Name: filename, Source: originalSource, Alt: alt}})
+	if err != nil {
+		return "", err
 	}
-	if alt != "" {
-		in["alt"] = alt
+	return ids[0], nil
+}
+
+// NewFile is an image file to create: its exact name, its source (a staged upload's resource URL,
+// or a URL Shopify fetches) and its alt text.
+type NewFile struct{ Name, Source, Alt string }
+
+// CreateFiles creates image files in Files in one fileCreate and returns their ids in order. A
+// name that already exists yields ErrFileExists (RAISE_ERROR); Shopify then creates none of them.
+func (c *Client) CreateFiles(ctx context.Context, files []NewFile) ([]string, error) {
+	names := make([]string, len(files))
+	in := make([]map[string]any, len(files))
+	for i, f := range files {
+		names[i] = f.Name
+		in[i] = map[string]any{
+			"originalSource": f.Source, "filename": f.Name, "contentType": "IMAGE",
+			"duplicateResolutionMode": "RAISE_ERROR",
+		}
+		if f.Alt != "" {
+			in[i]["alt"] = f.Alt
+		}
 	}
+	what := strings.Join(names, ", ")
 	var out struct {
 		FileCreate filesPayload `json:"fileCreate"`
 	}
-	if err := c.do(ctx, "FileCreate", docFileCreate, map[string]any{"files": []map[string]any{in}}, &out); err != nil {
-		return "", fmt.Errorf("create file %s: %w", filename, err)
+	if err := c.do(ctx, "FileCreate", docFileCreate, map[string]any{"files": in}, &out); err != nil {
+		return nil, fmt.Errorf("create file %s: %w", what, err)
 	}
 	if err := userErrorsToError(out.FileCreate.UserErrors); err != nil {
 		if HasCode(err, "FILENAME_ALREADY_EXISTS") {
-			return "", fmt.Errorf("create file %s: %w (%w)", filename, ErrFileExists, err)
+			return nil, fmt.Errorf("create file %s: %w (%w)", what, ErrFileExists, err)
 		}
-		return "", fmt.Errorf("create file %s: %w", filename, err)
+		return nil, fmt.Errorf("create file %s: %w", what, err)
 	}
-	if len(out.FileCreate.Files) != 1 || out.FileCreate.Files[0].ID == "" {
-		return "", fmt.Errorf("create file %s: shopify returned no file", filename)
+	if len(out.FileCreate.Files) != len(files) {
+		return nil, fmt.Errorf("create file %s: shopify returned %d files", what, len(out.FileCreate.Files))
 	}
-	return out.FileCreate.Files[0].ID, nil
+	ids := make([]string, len(files))
+	for i, f := range out.FileCreate.Files {
+		if f.ID == "" {
+			return nil, fmt.Errorf("create file %s: shopify returned no id for %s", what, names[i])
+		}
+		ids[i] = f.ID
+	}
+	return ids, nil
 }
 
 // ErrFilePending is returned by FindFile when no READY file has the name but a file that is

@@ -1,6 +1,9 @@
 package shopifytest
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -143,4 +146,47 @@ func (s *Store) randomFault(w http.ResponseWriter, r *http.Request, next http.Ha
 		panic(http.ErrAbortHandler)
 	}
 	return true
+}
+
+// LoseNextAnswer makes the next n requests of the GraphQL operation op
+// run, then close their connection without an answer: the work is done
+// and the client never hears of it, as when a connection drops between
+// Shopify's answer and the app.
+func (s *Store) LoseNextAnswer(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lose == nil {
+		s.lose = map[string]int{}
+	}
+	s.lose[op] += n
+}
+
+// loseAnswer runs r and drops its answer when LoseNextAnswer asked for it.
+func (s *Store) loseAnswer(w http.ResponseWriter, r *http.Request, next http.Handler) bool {
+	s.mu.Lock()
+	armed := len(s.lose) > 0
+	s.mu.Unlock()
+	if !armed || !strings.HasPrefix(r.URL.Path, "/admin/api/") {
+		return false
+	}
+	body, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	var req struct {
+		OperationName string `json:"operationName"`
+	}
+	json.Unmarshal(body, &req)
+	s.mu.Lock()
+	lose := s.lose[req.OperationName] > 0
+	if lose {
+		s.lose[req.OperationName]--
+	}
+	s.mu.Unlock()
+	if !lose {
+		return false
+	}
+	next.ServeHTTP(httptest.NewRecorder(), r) // done, and recorded by the handler
+	panic(http.ErrAbortHandler)
 }

@@ -63,6 +63,7 @@ type Store struct {
 	stalled   bool           // media processing never finishes (StallProcessing)
 	failFiles int            // media processings left to fail (FailNextProcessing)
 	lockNext  int            // fileUpdate detaches left to refuse as FILE_LOCKED (LockNextDetach)
+	lose      map[string]int // operations whose next answers are lost after they ran (LoseNextAnswer)
 	random    *randomFaults  // seeded random failures of GraphQL requests (SetRandomFaults)
 
 	done chan struct{} // closed by Close: stops background processing
@@ -261,7 +262,7 @@ func (s *Store) withFaults(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if s.randomFault(w, r, next) {
+		if s.randomFault(w, r, next) || s.loseAnswer(w, r, next) {
 			return
 		}
 		s.mu.Lock()

@@ -64,8 +64,9 @@ func processedFiles(h *harness, productID string) int {
 
 // A product's images that are all back from Remove The Background when
 // its write-back starts are written back together: each uploaded, then
-// one gallery read, one attach, one reorder (and in replace mode one
-// variants read, one relink and one detach of the originals) for all.
+// one file creation, one gallery read, one attach, one reorder (and in
+// replace mode one variants read, one relink and one detach of the
+// originals) for all.
 // The gallery ends as six write-backs one by one would leave it.
 func TestAProductsImagesAreWrittenBackTogether(t *testing.T) {
 	for _, mode := range []string{"add", "replace"} {
@@ -86,7 +87,7 @@ func TestAProductsImagesAreWrittenBackTogether(t *testing.T) {
 				h.waitJobs("all written back", allIn(6, models.JobDone))
 
 				ops := operations(h)
-				want := map[string]int{"StagedUploadsCreate": 6, "FileCreate": 6, "FileUpdate": 1, "ProductReorderMedia": 1, "FindFile": 0, "ProductVariants": 0}
+				want := map[string]int{"StagedUploadsCreate": 6, "FileCreate": 1, "FileUpdate": 1, "ProductReorderMedia": 1, "FindFile": 0, "ProductVariants": 0}
 				gallery := "ProductGalleryOrder"
 				if mode == "replace" {
 					want["FileUpdate"], want["ProductVariants"] = 2, 1
@@ -159,8 +160,8 @@ func TestAFailedWriteBackOfSeveralImagesIsUndoneAndRetried(t *testing.T) {
 		if n := h.rtb.Submissions()[rtbEmail]; n != 4 {
 			t.Errorf("billed %d, want 4", n)
 		}
-		if ops := operations(h); ops["StagedUploadsCreate"] != 4 || ops["FileCreate"] != 4 {
-			t.Errorf("operations %v: want one upload and one file per image", ops)
+		if ops := operations(h); ops["StagedUploadsCreate"] != 4 || ops["FileCreate"] != 1 {
+			t.Errorf("operations %v: want one upload per image and their files made once", ops)
 		}
 	})
 }
@@ -268,6 +269,41 @@ func TestFailedFilesOfSeveralImagesAreMadeAgainOnTheirOwn(t *testing.T) {
 					t.Errorf("%d files made again, want 2", remade)
 				}
 				assertOneProcessedEach(t, h, mode, before, jobs)
+			})
+		})
+	}
+}
+
+// A call whose answer is lost after Shopify did its work (the connection
+// drops) is sent again by the client, and Shopify refuses it as done
+// already: the files made, the variant relinked. The write-back finds the
+// files by name, reads the links again, and finishes: every variant on its
+// image, one file each, nothing failed.
+func TestALostAnswerIsNotAFailure(t *testing.T) {
+	for _, op := range []string{"FileCreate", "ProductVariantDetachMedia", "ProductVariantAppendMedia"} {
+		t.Run(op, func(t *testing.T) {
+			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+				h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
+				rec := h.createProduct(threeImages(".jpg"))
+				before := waitReady(t, h, rec.ID)
+				release := holdWriteBacks(t, h, rec.ID)
+				h.webhook("products/create", rec.ID)
+				h.waitJobs("all back from Remove The Background", allBack(3))
+				h.store.LoseNextAnswer(op, 1)
+				release()
+				jobs := h.waitJobs("finished", allIn(3, models.JobDone, models.JobFailed))
+				for _, j := range jobs {
+					if j.State != models.JobDone || j.Attempts != 0 {
+						t.Fatalf("job %d: %s %q after %d attempts", j.ID, j.State, j.Error, j.Attempts)
+					}
+				}
+				if n := operations(h)[op]; n < 2 {
+					t.Fatalf("%d %s answered: the lost answer was not sent again", n, op)
+				}
+				assertGallery(t, h, before, h.store.Product(shopDomain, rec.ID))
+				if n := processedFiles(h, rec.ID); n != 3 {
+					t.Errorf("%d processed files, want 3", n)
+				}
 			})
 		})
 	}

@@ -95,10 +95,23 @@ type faultRun struct {
 // newFaultRun builds the app as main.go does, with the clients' timeouts,
 // retry waits and the Remove The Background poll interval shortened so a
 // run takes seconds, and the pipeline on a clock the test moves.
-func newFaultRun(t *testing.T, db *gorm.DB, kind string) *faultRun {
+//
+// An odd seed's Remove The Background delivers transparent images: the
+// catalogue's JPEG originals then take the new-media path, where a
+// product's images are written back together, and its PNG originals are
+// still replaced in place. An even seed's images are opaque: all in place.
+func newFaultRun(t *testing.T, db *gorm.DB, kind string, seed uint64) *faultRun {
 	t.Helper()
 	clock := &faultClock{}
-	h := newHarness(t, db, harnessOptions{noStart: true,
+	tmpl := rtbtest.DefaultTemplates()[0]
+	if seed%2 == 1 {
+		for _, tm := range rtbtest.DefaultTemplates() {
+			if tm.ID == transparentTemplate() {
+				tmpl = tm
+			}
+		}
+	}
+	h := newHarness(t, db, harnessOptions{noStart: true, template: tmpl.ID,
 		store: func(o *shopifytest.Options) {
 			o.WebhookRetryInterval, o.RetryAfter = 50*time.Millisecond, 50*time.Millisecond
 			o.RestoreRate = 2000 // the rate limit does not set the pace here (THROTTLED is injected)
@@ -115,7 +128,6 @@ func newFaultRun(t *testing.T, db *gorm.DB, kind string) *faultRun {
 			o.BaseDelay = 20 * time.Millisecond
 		},
 	})
-	tmpl := rtbtest.DefaultTemplates()[0]
 	return &faultRun{harness: h, clock: clock, kind: kind, before: map[string]shopifytest.ProductSnapshot{}, price: tmpl.Price,
 		faults: func() (string, int) { return "", 0 }}
 }
@@ -242,6 +254,13 @@ func (r *faultRun) audit(jobs []models.ImageJob, took time.Duration, injected st
 			// A lost connection is retried, and a submission whose mark's
 			// commit answered an error was not sent: queued again.
 			t.Errorf("%s: job %d did not finish although only database connections failed: %s", r.kind, j.ID, describe([]models.ImageJob{j}))
+		}
+		if r.kind == "shopify" && j.State != models.JobDone {
+			// Every injected failure passes (a call sent again after a lost
+			// answer finds its work done): none may end a job.
+			var last models.JobEvent
+			r.db.Where("job_id = ?", j.ID).Order("id DESC").First(&last)
+			t.Errorf("%s: job %d did not finish although Shopify's failures were all passing ones: %s; last event %q", r.kind, j.ID, describe([]models.ImageJob{j}), last.Message)
 		}
 		if !faultSettled(j) {
 			if j.State == models.JobAwaitingRTB && j.RunAt != nil {
@@ -390,11 +409,11 @@ func TestFaults(t *testing.T) {
 				}
 				for s := range size.seeds {
 					seed := faultSeed() + uint64(s)
-					r := newFaultRun(t, db, k.name)
 					if s > 0 {
 						// Each seed gets its own database: a fresh one per run.
-						r = newFaultRun(t, modelstest.Open(t, string(models.DialectOf(db))).DB, k.name)
+						db = modelstest.Open(t, string(models.DialectOf(db))).DB
 					}
+					r := newFaultRun(t, db, k.name, seed)
 					r.seedCatalogue(size.products, size.images)
 					r.start()
 					stop := k.inject(t, r, seed)
