@@ -50,12 +50,7 @@ func (p *Pipeline) takeAlong(ctx context.Context, l *lease) ([]*lease, error) {
 	j := l.job
 	now := p.now()
 	db := p.o.DB.WithContext(ctx)
-	fresh := func(q *gorm.DB) *gorm.DB {
-		return q.Model(&models.ImageJob{}).
-			Where("shop_id = ? AND product_id = ? AND state = ? AND id <> ?", j.ShopID, j.ProductID, models.JobWritingBack, j.ID).
-			Where("write_mode = ? AND step = '' AND result_media_id = '' AND review_file_id = '' AND attempts = 0 AND final_image_url <> '' AND run_at IS NOT NULL", j.WriteMode).
-			Where("(lease_owner IS NULL OR lease_until < ?)", ms(now))
-	}
+	fresh := func(q *gorm.DB) *gorm.DB { return freshOfProduct(q, j, now) }
 	var ids []uint64
 	if err := fresh(db).Order("id").Limit(batchMax-1).Pluck("id", &ids).Error; err != nil {
 		return nil, fmt.Errorf("find the product's other images: %w", err)
@@ -84,6 +79,16 @@ func (p *Pipeline) takeAlong(ctx context.Context, l *lease) ([]*lease, error) {
 	}
 	l.along.Store(&along)
 	return leases, nil
+}
+
+// freshOfProduct selects the other jobs of j's product, in its write mode,
+// that wait for their first write-back and no worker holds, through the
+// product's index.
+func freshOfProduct(db *gorm.DB, j *models.ImageJob, now time.Time) *gorm.DB {
+	return db.Model(&models.ImageJob{}).
+		Where("shop_id = ? AND product_id = ? AND state = ? AND id <> ?", j.ShopID, j.ProductID, models.JobWritingBack, j.ID).
+		Where("write_mode = ? AND step = '' AND result_media_id = '' AND review_file_id = '' AND attempts = 0 AND final_image_url <> '' AND run_at IS NOT NULL", j.WriteMode).
+		Where("(lease_owner IS NULL OR lease_until < ?)", ms(now))
 }
 
 // handBack lets jobs taken along go, due at once, untouched.

@@ -66,8 +66,9 @@ func TestTogetherMovesPutEachProcessedImageNextToItsOriginal(t *testing.T) {
 }
 
 // A write-back takes along only its product's other images that wait for
-// their first write-back and no worker holds, and its lease's renewal
-// renews theirs too.
+// their first write-back and no worker holds; they take no more of the
+// shop's concurrency than its worker, and its lease's renewal renews
+// theirs too.
 func TestTakeAlongLeasesTheProductsFreshImagesAndRenewsThem(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		p := newTestPipeline(t, db)
@@ -97,6 +98,13 @@ func TestTakeAlongLeasesTheProductsFreshImagesAndRenewsThem(t *testing.T) {
 		must(err)
 		if len(along) != 1 || along[0].job.MediaID != "gid://shopify/MediaImage/2" || along[0].token != "lead" || !along[0].taken {
 			t.Fatalf("taken along: %+v, want only image 2 under the lead's token", along)
+		}
+		// In the shop's concurrency, the lead and what it took along are one
+		// worker; the other worker is the second.
+		counts := map[uint64]int{shop.ID: 0}
+		must(p.leasesPerShop(db, clock.Now(), counts))
+		if counts[shop.ID] != 2 {
+			t.Fatalf("the shop holds %d places, want 2", counts[shop.ID])
 		}
 		if again, err := p.takeAlong(context.Background(), along[0]); err != nil || again != nil {
 			t.Fatalf("a job taken along took %v along (err %v)", again, err)

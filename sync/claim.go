@@ -186,19 +186,28 @@ func (p *Pipeline) lockAndLease(db *gorm.DB, pick []uint64, want int, now time.T
 	return leases, nil
 }
 
-// leasesPerShop fills in how many live leases each shop holds, on every
-// replica. It reads the lease index: as many rows as jobs being worked on.
+// leasesPerShop fills in how many workers hold live leases of each shop,
+// on every replica. It reads the lease index: as many rows as jobs being
+// worked on. The jobs a write-back took along share its worker's lease
+// token, and its place.
 func (p *Pipeline) leasesPerShop(db *gorm.DB, now time.Time, shops map[uint64]int) error {
 	ids := make([]uint64, 0, len(shops))
 	for id := range shops {
 		ids = append(ids, id)
 	}
-	var leased []uint64
-	if err := leaseCounts(db, now, ids).Pluck("shop_id", &leased).Error; err != nil {
+	var leased []struct {
+		ShopID     uint64
+		LeaseOwner string
+	}
+	if err := leaseCounts(db, now, ids).Scan(&leased).Error; err != nil {
 		return fmt.Errorf("count leases per shop: %w", err)
 	}
-	for _, id := range leased {
-		shops[id]++
+	owners := map[string]bool{}
+	for _, l := range leased {
+		if !owners[l.LeaseOwner] {
+			owners[l.LeaseOwner] = true
+			shops[l.ShopID]++
+		}
 	}
 	return nil
 }
@@ -321,11 +330,12 @@ func dueJobs(db *gorm.DB, now time.Time, n int) *gorm.DB {
 		Order("run_at").Limit(n)
 }
 
-// leaseCounts lists the shop of every live lease of the given shops (a
-// lease_until is only ever set with its owner), read from the lease index
-// alone; they are counted in Go, which spares the database a sort.
+// leaseCounts lists the shop and owner of every live lease of the given
+// shops (a lease_until is only ever set with its owner; the jobs a
+// write-back took along share its owner), read from the lease index alone;
+// they are counted in Go, which spares the database a sort.
 func leaseCounts(db *gorm.DB, now time.Time, shopIDs []uint64) *gorm.DB {
-	return db.Model(&models.ImageJob{}).Where("lease_until > ? AND shop_id IN ?", ms(now), shopIDs)
+	return db.Model(&models.ImageJob{}).Select("shop_id, lease_owner").Where("lease_until > ? AND shop_id IN ?", ms(now), shopIDs)
 }
 
 // shopTail reads a shop's last place among its waiting jobs.

@@ -59,11 +59,12 @@ func TestClaimStatementsUseIndexesOnMySQL(t *testing.T) {
 	for i := range 50 {
 		shops = append(shops, addShop(t, p, fmt.Sprintf("s%02d.myshopify.com", i), readySettings()).ID)
 	}
-	// 20,000 jobs: most finished, a few thousand queued, some waiting on a
-	// timer, some leased.
+	// 20,000 jobs of 100 products, 4 images a product in each of 50
+	// shops: most finished, a few thousand queued, some waiting on a timer,
+	// some written back, some leased.
 	jobs := make([]models.ImageJob, 0, 20000)
 	for i := range 20000 {
-		j := models.ImageJob{ShopID: shops[i%50], ProductID: "gid://shopify/Product/1", MediaID: fmt.Sprint("gid://shopify/MediaImage/", i),
+		j := models.ImageJob{ShopID: shops[i%50], ProductID: fmt.Sprint("gid://shopify/Product/", i/200), MediaID: fmt.Sprint("gid://shopify/MediaImage/", i),
 			State: models.JobDone, CreatedAt: now, UpdatedAt: now}
 		switch i % 5 {
 		case 0:
@@ -71,6 +72,8 @@ func TestClaimStatementsUseIndexesOnMySQL(t *testing.T) {
 			j.State, j.QueueKey, j.FairKey, j.RunAt = models.JobQueued, &k, k, ptr(ms(now))
 		case 1:
 			j.State, j.RunAt = models.JobAwaitingRTB, ptr(ms(now.Add(time.Hour)))
+		case 3:
+			j.State, j.RunAt, j.FinalImageURL = models.JobWritingBack, ptr(ms(now)), "https://rtb.example/x.png"
 		case 2:
 			if i%50 == 2 {
 				tok := newToken()
@@ -105,7 +108,10 @@ func TestClaimStatementsUseIndexesOnMySQL(t *testing.T) {
 		{"claim candidates", "ix_image_jobs_queue", func(db *gorm.DB) *gorm.DB { return claimCandidates(db, 33) }},
 		{"claim lock", "PRIMARY", func(db *gorm.DB) *gorm.DB { return lockClaimed(db, ids, now) }},
 		{"due jobs", "ix_image_jobs_due", func(db *gorm.DB) *gorm.DB { return dueJobs(db, now, promoteBatch) }},
-		{"live leases per shop", "ix_image_jobs_lease", func(db *gorm.DB) *gorm.DB { return leaseCounts(db, now, shops[:5]) }},
+		{"live leases per shop", "ix_image_jobs_lease_owner", func(db *gorm.DB) *gorm.DB { return leaseCounts(db, now, shops[:5]) }},
+		{"a product's images to take along", "ix_image_jobs_shop_product", func(db *gorm.DB) *gorm.DB {
+			return freshOfProduct(db, &jobs[3], now).Select("id").Order("id").Limit(batchMax - 1)
+		}},
 		{"shop's last place", "ix_image_jobs_shop_queue", func(db *gorm.DB) *gorm.DB { return shopTail(db, shops[3]) }},
 		{"webhook fan-out head", "ix_webhook_deliveries_inbox", func(db *gorm.DB) *gorm.DB {
 			return db.Model(&models.WebhookDelivery{}).Select("id, inbox_key").Where("inbox_key IS NOT NULL").Order("inbox_key, id").Limit(256)
