@@ -40,8 +40,40 @@ const batchMax = 25
 // waits for the merchant's review, which each job decides on its own.
 func batchable(l *lease, s Settings) bool {
 	j := l.job
-	return !l.taken && s.Publish != PublishReview && j.Step == "" && j.ResultMediaID == "" && j.ReviewFileID == ""
+	return !l.taken && s.Publish != PublishReview && (j.Step == "" || j.Step == stepGathering) && j.ResultMediaID == "" && j.ReviewFileID == ""
 }
+
+// gatherUntil reports whether a first write-back should wait until until
+// for its product's other images, still on their way (submitted, or not
+// yet): it was delivered less than Gather ago, and has not waited yet.
+// The last of them to come back takes the others along.
+func (p *Pipeline) gatherUntil(ctx context.Context, l *lease, s Settings) (time.Time, bool, error) {
+	j := l.job
+	if p.o.Gather < 0 || j.Step != "" || !batchable(l, s) || j.DeliveredAt == nil || j.State != models.JobWritingBack {
+		return time.Time{}, false, nil
+	}
+	now := p.now()
+	until := j.DeliveredAt.Add(p.o.Gather)
+	if !now.Before(until) {
+		return time.Time{}, false, nil
+	}
+	// A clock that jumped back never makes it wait longer than Gather.
+	if until.After(now.Add(p.o.Gather)) {
+		until = now.Add(p.o.Gather)
+	}
+	var ids []uint64
+	err := p.o.DB.WithContext(ctx).Model(&models.ImageJob{}).
+		Where("shop_id = ? AND product_id = ? AND state IN ? AND delivered_at IS NULL AND id <> ?", j.ShopID, j.ProductID, onTheirWay, j.ID).
+		Limit(1).Pluck("id", &ids).Error
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("look for the product's images on their way: %w", err)
+	}
+	return until, len(ids) > 0, nil
+}
+
+// onTheirWay are the states of an image on its way to Remove The
+// Background or back.
+var onTheirWay = []string{models.JobQueued, models.JobSubmitting, models.JobAwaitingRTB, models.JobRetrying}
 
 // takeAlong leases, under the lead's token, up to batchMax-1 other jobs of
 // its product in the same write mode that wait for their first write-back
@@ -87,7 +119,7 @@ func (p *Pipeline) takeAlong(ctx context.Context, l *lease) ([]*lease, error) {
 func freshOfProduct(db *gorm.DB, j *models.ImageJob, now time.Time) *gorm.DB {
 	return db.Model(&models.ImageJob{}).
 		Where("shop_id = ? AND product_id = ? AND state = ? AND id <> ?", j.ShopID, j.ProductID, models.JobWritingBack, j.ID).
-		Where("write_mode = ? AND step = '' AND result_media_id = '' AND review_file_id = '' AND attempts = 0 AND final_image_url <> '' AND run_at IS NOT NULL", j.WriteMode).
+		Where("write_mode = ? AND step IN ? AND result_media_id = '' AND review_file_id = '' AND attempts = 0 AND final_image_url <> '' AND run_at IS NOT NULL", j.WriteMode, []string{"", stepGathering}).
 		Where("(lease_owner IS NULL OR lease_until < ?)", ms(now))
 }
 

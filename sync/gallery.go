@@ -118,7 +118,7 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 func (w *writer) uploadResult(ctx context.Context, alt, why string) error {
 	j := w.l.job
 	name := processedName(j, w.up.ext)
-	lookFirst := j.Step != ""
+	lookFirst := j.Step != "" && j.Step != stepGathering
 	if !lookFirst {
 		if err := w.l.update(ctx, map[string]any{"step": stepUploading}, why); err != nil {
 			return err

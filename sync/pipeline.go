@@ -78,6 +78,10 @@ type Options struct {
 	// FairQuantum spaces one shop's jobs in the claim order, so another
 	// shop's new job goes ahead of a large import.
 	FairQuantum time.Duration
+	// Gather is how long an image back from Remove The Background waits,
+	// once, while others of its product are still on their way, so that
+	// they are written back together (0: 2 s; negative: no wait).
+	Gather time.Duration
 }
 
 // Pipeline runs image jobs.
@@ -134,6 +138,9 @@ func New(o Options) *Pipeline {
 	}
 	if o.FairQuantum == 0 {
 		o.FairQuantum = time.Second
+	}
+	if o.Gather == 0 {
+		o.Gather = 2 * time.Second
 	}
 	o.Schedule = o.Schedule.withDefaults()
 	b := make([]byte, 6)

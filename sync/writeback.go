@@ -21,6 +21,9 @@ const (
 	// stepUploading: the processed image's file may have been made, and
 	// not recorded yet (the attempt stopped): a name to look up first.
 	stepUploading = "uploading"
+	// stepGathering: a first write-back waited once for its product's
+	// other images; nothing of it is on Shopify yet.
+	stepGathering = "gathering"
 	// stepRelinking: VariantIDs now lists the variants the write-back moves
 	// to the processed image, read from the product at write-back time.
 	stepRelinking = "relinking"
@@ -45,6 +48,13 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	shop, settings, ok, err := p.activeShop(ctx, l)
 	if !ok {
 		return err
+	}
+	if until, wait, err := p.gatherUntil(ctx, l, settings); err != nil || wait {
+		if err != nil {
+			return p.fail(ctx, l, err, "Could not read the product's other images.")
+		}
+		return l.release(ctx, map[string]any{"step": stepGathering}, ptr(ms(until)),
+			"waits a moment for the product's other images on their way, to write them back together")
 	}
 	if j.State != models.JobWritingBack {
 		if err := l.update(ctx, map[string]any{"state": models.JobWritingBack}, ""); err != nil {

@@ -308,3 +308,34 @@ func TestALostAnswerIsNotAFailure(t *testing.T) {
 		})
 	}
 }
+
+// An image back from Remove The Background while others of its product
+// are still on their way waits for them, once, up to Gather: the last to
+// come back takes the others along, and the product's images are written
+// back together although they came back apart.
+func TestImagesComingBackApartWaitForEachOther(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{writeMode: "add", tune: func(o *imgsync.Options) {
+			o.MaxPerShop = 1 // one image at a time: they go and come back one after another
+			o.Gather = 20 * time.Second
+		}})
+		rec := h.createProduct(pointsProduct("apart", 5))
+		before := waitReady(t, h, rec.ID)
+		h.store.ResetRequests()
+		h.webhook("products/create", rec.ID)
+		jobs := h.waitJobs("all written back", allIn(5, models.JobDone))
+		waited := 0
+		for _, j := range jobs {
+			if strings.Contains(eventsOf(t, db, j.ID), "waits a moment for the product's other images") {
+				waited++
+			}
+		}
+		if waited == 0 {
+			t.Fatal("no image waited for the others: they came back together, the test shows nothing")
+		}
+		if ops := operations(h); ops["ProductGalleryOrder"] != 1 || ops["FileUpdate"] != 1 || ops["FileCreate"] != 1 {
+			t.Errorf("operations %v: want the product's images written back together", ops)
+		}
+		assertCatalogueGallery(t, h, "add", before, h.store.Product(shopDomain, rec.ID))
+	})
+}
