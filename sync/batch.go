@@ -40,7 +40,7 @@ const batchMax = 25
 // waits for the merchant's review, which each job decides on its own.
 func batchable(l *lease, s Settings) bool {
 	j := l.job
-	return !l.taken && s.Publish != PublishReview && (j.Step == "" || j.Step == stepGathering) && j.ResultMediaID == "" && j.ReviewFileID == ""
+	return !l.taken && s.Publish != PublishReview && notStarted(j) && j.ResultMediaID == "" && j.ReviewFileID == ""
 }
 
 // gatherUntil reports whether a first write-back should wait until until
@@ -119,7 +119,7 @@ func (p *Pipeline) takeAlong(ctx context.Context, l *lease) ([]*lease, error) {
 func freshOfProduct(db *gorm.DB, j *models.ImageJob, now time.Time) *gorm.DB {
 	return db.Model(&models.ImageJob{}).
 		Where("shop_id = ? AND product_id = ? AND state = ? AND id <> ?", j.ShopID, j.ProductID, models.JobWritingBack, j.ID).
-		Where("write_mode = ? AND step IN ? AND result_media_id = '' AND review_file_id = '' AND attempts = 0 AND final_image_url <> '' AND run_at IS NOT NULL", j.WriteMode, []string{"", stepGathering}).
+		Where("write_mode = ? AND step IN ? AND result_media_id = '' AND review_file_id = '' AND attempts = 0 AND final_image_url <> '' AND run_at IS NOT NULL", j.WriteMode, notStartedSteps).
 		Where("(lease_owner IS NULL OR lease_until < ?)", ms(now))
 }
 
@@ -198,13 +198,7 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 			leadErr = err
 			return
 		}
-		if msg == "" {
-			msg = writeBackFailure(err)
-		}
-		if m.attached && ctx.Err() == nil {
-			m.w.rollback(context.WithoutCancel(ctx), err)
-		}
-		if ferr := p.fail(ctx, m.w.l, err, msg); ferr != nil && ctx.Err() == nil {
+		if ferr := m.w.settleWith(ctx, err, msg, m.attached); ferr != nil && ctx.Err() == nil {
 			p.log.Warn("record a failed write-back", "job", m.w.l.job.ID, "err", ferr)
 		}
 	}
@@ -350,8 +344,9 @@ func (m *member) stage(ctx context.Context, product *admin.Product, isLead bool)
 			return "", nil
 		}
 	}
-	// A first upload: the job says so before it starts (uploadResult).
-	if err := w.l.update(ctx, map[string]any{"step": stepUploading}, w.up.why+" (written back together with the product's other images)"); err != nil {
+	// Members are first write-backs: nothing to look up (createTogether
+	// looks each name up should the files' creation fail).
+	if _, err := w.startUpload(ctx, w.up.why+" (written back together with the product's other images)"); err != nil {
 		return "", err
 	}
 	m.name = processedName(j, w.up.ext)

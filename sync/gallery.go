@@ -118,11 +118,9 @@ func (w *writer) ensureMedia(ctx context.Context, product *admin.Product, alt st
 func (w *writer) uploadResult(ctx context.Context, alt, why string) error {
 	j := w.l.job
 	name := processedName(j, w.up.ext)
-	lookFirst := j.Step != "" && j.Step != stepGathering
-	if !lookFirst {
-		if err := w.l.update(ctx, map[string]any{"step": stepUploading}, why); err != nil {
-			return err
-		}
+	lookFirst, err := w.startUpload(ctx, why)
+	if err != nil {
+		return err
 	}
 	id, err := w.ensureFile(ctx, name, alt, lookFirst, func() (string, error) {
 		return w.c.StageUpload(ctx, name, w.up.mime, w.up.data)
@@ -132,6 +130,23 @@ func (w *writer) uploadResult(ctx context.Context, alt, why string) error {
 	}
 	return w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files")
 }
+
+// startUpload marks a write-back's first upload on the job (why in its
+// events) before anything is uploaded, and reports whether the name must
+// be looked up first: an earlier attempt may have made the file.
+func (w *writer) startUpload(ctx context.Context, why string) (lookFirst bool, err error) {
+	if !notStarted(w.l.job) {
+		return true, nil
+	}
+	return false, w.l.update(ctx, map[string]any{"step": stepUploading}, why)
+}
+
+// notStarted reports whether nothing of the job's write-back has been
+// done yet: its step is one of notStartedSteps (it may have waited for its
+// product's other images).
+func notStarted(j *models.ImageJob) bool { return slices.Contains(notStartedSteps, j.Step) }
+
+var notStartedSteps = []string{"", stepGathering}
 
 // forgetResult deletes the processed file the job made and recorded, which
 // Shopify failed to process (cause), and clears the record, so the next

@@ -174,6 +174,13 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 
 // settle ends a write-back that failed with err (nil: it did not).
 func (w *writer) settle(ctx context.Context, err error) error {
+	return w.settleWith(ctx, err, "", true)
+}
+
+// settleWith is settle with the merchant's message (""; the failure's
+// own) and whether anything of the write-back may be on the product to
+// undo.
+func (w *writer) settleWith(ctx context.Context, err error, msg string, undo bool) error {
 	if err == nil {
 		return nil
 	}
@@ -183,11 +190,15 @@ func (w *writer) settle(ctx context.Context, err error) error {
 	// Between attempts the product shows either the original or the
 	// finished result, never a half-done mix (two copies, a variant on
 	// the wrong image). A worker stopping or losing its lease leaves the
-	// step to the next one, which resumes it.
-	if ctx.Err() == nil && !errors.Is(err, ErrLeaseLost) {
+	// step to the next one, which resumes it: the job is no longer its to
+	// undo.
+	if undo && ctx.Err() == nil && !errors.Is(err, ErrLeaseLost) {
 		w.rollback(context.WithoutCancel(ctx), err)
 	}
-	return w.p.fail(ctx, w.l, err, writeBackFailure(err))
+	if msg == "" {
+		msg = writeBackFailure(err)
+	}
+	return w.p.fail(ctx, w.l, err, msg)
 }
 
 // productRead ends the write-back (done) when reading its product failed:

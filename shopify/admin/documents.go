@@ -58,7 +58,9 @@ const docProductGallery = `query ProductGallery($id: ID!, $ids: [ID!]!) {
 
 // ProductGalleryOrder is ProductGallery without the named media's images:
 // their alt text and status only, a point less each, for a step that
-// needs neither their file name nor their URL.
+// needs neither their file name nor their URL. It is written out whole,
+// as every document is, so TestEveryDocumentIsListed finds it in the
+// source and the schema test validates exactly what is sent.
 const docProductGalleryOrder = `query ProductGalleryOrder($id: ID!, $ids: [ID!]!) {
   product(id: $id) {
     id title

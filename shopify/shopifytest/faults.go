@@ -151,7 +151,13 @@ func (s *Store) randomFault(w http.ResponseWriter, r *http.Request, next http.Ha
 // LoseNextAnswer makes the next n requests of the GraphQL operation op
 // run, then close their connection without an answer: the work is done
 // and the client never hears of it, as when a connection drops between
-// Shopify's answer and the app.
+// Shopify's answer and the app (FaultHangAfter's failure, aimed at one
+// operation). It relaxes nothing: Shopify's mutations carry no idempotency
+// key, so the client's repeat is judged by Shopify's own validation, which
+// the store already applies with the 2026-10 schema's codes
+// (productVariantDetachMedia's MEDIA_IS_NOT_ATTACHED_TO_VARIANT,
+// productVariantAppendMedia's PRODUCT_VARIANT_ALREADY_HAS_MEDIA,
+// fileCreate's FILENAME_ALREADY_EXISTS under RAISE_ERROR).
 func (s *Store) LoseNextAnswer(op string, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

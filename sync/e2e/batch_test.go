@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,15 +14,21 @@ import (
 	imgsync "rtbshopify/sync"
 )
 
-// holdWriteBacks keeps every write-back of the product waiting (its
-// product lock held by someone else) until the returned func is called.
-func holdWriteBacks(t *testing.T, h *harness, productID string) func() {
+// heldBack creates the product, sends its webhook and waits until all its
+// images are back from Remove The Background, their write-backs held (the
+// product's lock taken by someone else) until release is called. It
+// returns the product and its gallery before.
+func heldBack(t *testing.T, h *harness, np shopifytest.NewProduct) (rec *shopifytest.ProductRecord, before shopifytest.ProductSnapshot, release func()) {
 	t.Helper()
+	rec = h.createProduct(np)
+	before = waitReady(t, h, rec.ID)
 	var shop models.Shop
 	must(t, h.db.Where("domain = ?", shopDomain).First(&shop).Error)
-	lock := models.ProductLock{ShopID: shop.ID, ProductID: productID, Owner: "test", UntilMs: time.Now().Add(time.Hour).UnixMilli()}
+	lock := models.ProductLock{ShopID: shop.ID, ProductID: rec.ID, Owner: "test", UntilMs: time.Now().Add(time.Hour).UnixMilli()}
 	must(t, h.db.Create(&lock).Error)
-	return func() { must(t, h.db.Where("owner = ?", "test").Delete(&models.ProductLock{}).Error) }
+	h.webhook("products/create", rec.ID)
+	h.waitJobs("all back from Remove The Background", allBack(len(np.Images)))
+	return rec, before, func() { must(t, h.db.Where("owner = ?", "test").Delete(&models.ProductLock{}).Error) }
 }
 
 // allBack reports whether n jobs are back from Remove The Background,
@@ -77,11 +84,7 @@ func TestAProductsImagesAreWrittenBackTogether(t *testing.T) {
 					ho.template = transparentTemplate() // a transparent result takes the new-media path
 				}
 				h := newHarness(t, db, ho)
-				rec := h.createProduct(pointsProduct("batch", 6))
-				before := waitReady(t, h, rec.ID)
-				release := holdWriteBacks(t, h, rec.ID)
-				h.webhook("products/create", rec.ID)
-				h.waitJobs("all back from Remove The Background", allBack(6))
+				rec, before, release := heldBack(t, h, pointsProduct("batch", 6))
 				h.store.ResetRequests()
 				release()
 				h.waitJobs("all written back", allIn(6, models.JobDone))
@@ -119,11 +122,7 @@ func TestAProductsImagesAreWrittenBackTogether(t *testing.T) {
 func TestAFailedWriteBackOfSeveralImagesIsUndoneAndRetried(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
-		rec := h.createProduct(pointsProduct("undo", 4))
-		before := waitReady(t, h, rec.ID)
-		release := holdWriteBacks(t, h, rec.ID)
-		h.webhook("products/create", rec.ID)
-		h.waitJobs("all back from Remove The Background", allBack(4))
+		rec, before, release := heldBack(t, h, pointsProduct("undo", 4))
 		h.store.LockNextDetach(1)
 		release()
 		// FILE_LOCKED is Shopify's refusal, not a passing fault: each job
@@ -176,11 +175,7 @@ func TestImagesThatCannotGoTogetherAreWrittenBackOnTheirOwn(t *testing.T) {
 		np := threeImages(".jpg")
 		np.Images = append(np.Images, shopifytest.NewImage{Filename: "label.png", Data: photo("png", sky), Alt: "Label"},
 			shopifytest.NewImage{Filename: "side.jpg", Data: photo("jpeg", mint), Alt: "Side"})
-		rec := h.createProduct(np)
-		waitReady(t, h, rec.ID)
-		release := holdWriteBacks(t, h, rec.ID)
-		h.webhook("products/create", rec.ID)
-		h.waitJobs("all back from Remove The Background", allBack(5))
+		rec, _, release := heldBack(t, h, np)
 		deleted := rec.MediaIDs[4]
 		must(t, h.store.DeleteMedia(shopDomain, rec.ID, deleted))
 		edited := h.store.Product(shopDomain, rec.ID)
@@ -219,11 +214,7 @@ func TestJobsTakenAlongStayWithTheirWriteBack(t *testing.T) {
 			o.MaxPerShop = 1
 			o.Lease = 600 * time.Millisecond
 		}})
-		rec := h.createProduct(pointsProduct("slow", 6))
-		before := waitReady(t, h, rec.ID)
-		release := holdWriteBacks(t, h, rec.ID)
-		h.webhook("products/create", rec.ID)
-		h.waitJobs("all back from Remove The Background", allBack(6))
+		rec, before, release := heldBack(t, h, pointsProduct("slow", 6))
 		h.store.SetLatency(150 * time.Millisecond) // the write-back lasts several leases
 		start := time.Now()
 		release()
@@ -248,11 +239,7 @@ func TestFailedFilesOfSeveralImagesAreMadeAgainOnTheirOwn(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 				h := newHarness(t, db, harnessOptions{writeMode: mode, template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
-				rec := h.createProduct(pointsProduct("failing", 5))
-				before := waitReady(t, h, rec.ID)
-				release := holdWriteBacks(t, h, rec.ID)
-				h.webhook("products/create", rec.ID)
-				h.waitJobs("all back from Remove The Background", allBack(5))
+				_, before, release := heldBack(t, h, pointsProduct("failing", 5))
 				h.store.FailNextProcessing(2) // the first two processed files
 				release()
 				jobs := h.waitJobs("finished", allIn(5, models.JobDone, models.JobFailed))
@@ -284,11 +271,7 @@ func TestALostAnswerIsNotAFailure(t *testing.T) {
 		t.Run(op, func(t *testing.T) {
 			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 				h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
-				rec := h.createProduct(threeImages(".jpg"))
-				before := waitReady(t, h, rec.ID)
-				release := holdWriteBacks(t, h, rec.ID)
-				h.webhook("products/create", rec.ID)
-				h.waitJobs("all back from Remove The Background", allBack(3))
+				rec, before, release := heldBack(t, h, threeImages(".jpg"))
 				h.store.LoseNextAnswer(op, 1)
 				release()
 				jobs := h.waitJobs("finished", allIn(3, models.JobDone, models.JobFailed))
@@ -337,5 +320,61 @@ func TestImagesComingBackApartWaitForEachOther(t *testing.T) {
 			t.Errorf("operations %v: want the product's images written back together", ops)
 		}
 		assertCatalogueGallery(t, h, "add", before, h.store.Product(shopDomain, rec.ID))
+	})
+}
+
+// A job taken along whose lease another worker took over midway (a clock
+// jump made it look expired) is that worker's: the batch leaves it as it
+// is, its processed image on the product, and undoes nothing of it. Its
+// new owner finishes it from there.
+func TestAJobTakenOverMidBatchIsNotUndone(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		if models.DialectOf(db) != models.MySQL {
+			t.Skip("the take-over is written while the batch's transaction is open: SQLite runs one at a time")
+		}
+		// As the batch records its second relink (the lead's is recorded),
+		// the jobs not relinking yet are taken over, on another connection,
+		// by a worker that then does nothing.
+		var relinks atomic.Int32
+		must(t, db.Callback().Update().Before("gorm:update").Register("test:take-over", func(tx *gorm.DB) {
+			if f, ok := tx.Statement.Dest.(map[string]any); !ok || f["step"] != "relinking" || relinks.Add(1) != 2 {
+				return
+			}
+			if err := db.Session(&gorm.Session{NewDB: true}).Exec("UPDATE image_jobs SET lease_owner = 'thief' WHERE step = 'uploading' AND lease_owner IS NOT NULL").Error; err != nil {
+				t.Errorf("take over: %v", err)
+			}
+		}))
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
+		rec, before, release := heldBack(t, h, threeImages(".jpg"))
+		release()
+		var taken []models.ImageJob
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			db.Where("lease_owner = ?", "thief").Find(&taken)
+			var busy int64
+			db.Model(&models.ProductLock{}).Count(&busy)
+			if relinks.Load() >= 2 && len(taken) > 0 && busy == 0 {
+				break // the batch is over
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no job was taken over during a batch: %s", describe(h.jobs()))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		mid := h.store.Product(shopDomain, rec.ID)
+		for _, j := range taken {
+			found := false
+			for _, m := range mid.Media {
+				found = found || m.ID == j.ResultMediaID
+			}
+			if j.ResultMediaID == "" || !found {
+				t.Errorf("job %d, taken over, lost its processed image %q from the product: %s", j.ID, j.ResultMediaID, faultGallery(mid))
+			}
+		}
+		// The new owner lets go; the jobs finish from where they were.
+		must(t, db.Model(&models.ImageJob{}).Where("lease_owner = ?", "thief").
+			Updates(map[string]any{"lease_owner": nil, "lease_until": nil, "run_at": time.Now().UnixMilli()}).Error)
+		h.waitJobs("all written back", allIn(3, models.JobDone))
+		assertGallery(t, h, before, h.store.Product(shopDomain, rec.ID))
 	})
 }
