@@ -224,7 +224,7 @@ func attackBrowser(t *testing.T, tally *attackTally) {
 	)
 	// Let the rows render fully, then refresh them once more.
 	b.do("refresh the jobs",
-		chromedp.Focus(chromedp.CSS(`#jobs-refresh button`)),
+		focusOn(`#jobs-refresh button`),
 		key("\r"),
 		waitJS(rows),
 		chromedp.Sleep(300*time.Millisecond),

@@ -26,7 +26,7 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 		waitJS(`document.body.dataset.loaded === "1"`),
 	)
 	b.do("ask for the cost",
-		chromedp.Focus(chromedp.CSS(`#backfill-start button`)),
+		focusOn(`#backfill-start button`),
 		key("\r"),
 		waitJS(`document.getElementById("estimate").textContent.includes("2 images would be sent now at 0.95 each: 1.90")`),
 		waitJS(`document.getElementById("estimate").textContent.includes("10.00 left")`),
@@ -37,7 +37,7 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 		t.Fatalf("%d images sent before the merchant confirmed", n)
 	}
 	b.do("cancel, then ask again",
-		chromedp.Focus(chromedp.CSS(`#backfill-cancel button`)),
+		focusOn(`#backfill-cancel button`),
 		key("\r"),
 		waitJS(`!document.querySelector("#backfill-confirm")`),
 		waitJS(`document.activeElement === document.querySelector("#backfill-start button")`),
@@ -49,14 +49,14 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 	// button then shows, and sends, the new amount.
 	waitReady(t, h, h.createProduct(oneImage("three")).ID)
 	b.do("save the settings while confirming",
-		chromedp.Focus(chromedp.CSS(`#save button`)),
+		focusOn(`#save button`),
 		key("\r"),
 		toastSays("Settings saved"),
 		waitJS(`document.getElementById("estimate").textContent.includes("3 images would be sent now at 0.95 each: 2.85")`),
 		waitJS(`document.querySelector("#backfill-confirm button").textContent === "Confirm and spend up to 2.85"`),
 	)
 	b.do("confirm the new amount",
-		chromedp.Focus(chromedp.CSS(`#backfill-confirm button`)),
+		focusOn(`#backfill-confirm button`),
 		key("\r"),
 		toastSays("Processing the existing catalogue, up to 2.85"),
 	)
@@ -71,7 +71,7 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 		waitJS(`document.body.dataset.loaded === "1"`),
 		waitJS(`document.getElementById("chart-spend").getAttribute("aria-label").includes("`+today+` 2.85")`),
 		waitJS(`document.getElementById("chart-processed").getAttribute("aria-label").includes("`+today+` 3")`),
-		chromedp.Focus(chromedp.CSS(`#backfill-start button`)),
+		focusOn(`#backfill-start button`),
 		key("\r"),
 		waitJS(`document.getElementById("estimate").textContent.startsWith("No image would be sent now")`),
 	)
@@ -83,7 +83,7 @@ func TestBackfillConfirmationInHeadlessChromium(t *testing.T) {
 	// Shopify's IP allowlist refuses the app: the page says what to change, not "something went wrong".
 	h.store.SetIPAllowlist(netip.MustParsePrefix("203.0.113.0/24"))
 	b.do("ask for the cost while Shopify refuses the app",
-		chromedp.Focus(chromedp.CSS(`#backfill-cancel button`)),
+		focusOn(`#backfill-cancel button`),
 		key("\r"),
 		waitJS(`document.activeElement === document.querySelector("#backfill-start button")`),
 		key("\r"),

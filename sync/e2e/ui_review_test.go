@@ -33,12 +33,12 @@ func TestReviewFlowInHeadlessChromium(t *testing.T) {
 		waitJS(`!document.getElementById("review-approve-all").hidden`),
 	)
 	b.do("the list drawn anew keeps the keyboard's place",
-		chromedp.Focus(chromedp.CSS(row(jobs[0])+` s-button button`)),
+		focusOn(row(jobs[0])+` s-button button`),
 		waitJS(`(function () { window.rtbBefore = document.activeElement; document.querySelector("#jobs-refresh button").click(); return true; })()`),
 		waitJS(`document.activeElement !== window.rtbBefore && document.activeElement === document.querySelector('`+row(jobs[0])+` s-button button')`),
 	)
 	b.do("review the first side by side",
-		chromedp.Focus(chromedp.CSS(row(jobs[0])+` s-button button`)),
+		focusOn(row(jobs[0])+` s-button button`),
 		key("\r"),
 		waitJS(`!document.getElementById("review").hidden`),
 		waitJS(`document.activeElement === document.querySelector("#review-view select")`),
@@ -50,17 +50,17 @@ func TestReviewFlowInHeadlessChromium(t *testing.T) {
 		waitJS(`!!document.querySelector("#review-compare .stack .over") && !!document.getElementById("review-slider")`),
 	)
 	b.do("move the slider and zoom to actual size",
-		chromedp.Focus(chromedp.CSS(`#review-slider`)),
+		focusOn(`#review-slider`),
 		key(kb.ArrowRight),
 		waitJS(`document.querySelector("#review-compare .stack").style.getPropertyValue("--reveal") === "49%"`),
-		chromedp.Focus(chromedp.CSS(`#review-zoom input`)),
+		focusOn(`#review-zoom input`),
 		key(" "),
 		waitJS(`document.getElementById("review-compare").classList.contains("actual")`),
 		waitJS(`(function () { var i = document.querySelector("#review-compare .stack img"); return i.complete && i.getBoundingClientRect().width === i.naturalWidth; })()`),
 	)
 	b.screenshot("review.png")
 	b.do("approve it",
-		chromedp.Focus(chromedp.CSS(`#review-approve button`)),
+		focusOn(`#review-approve button`),
 		key("\r"),
 		toastSays("Publishing the processed image"),
 		waitJS(`document.getElementById("review").hidden`),
@@ -69,12 +69,15 @@ func TestReviewFlowInHeadlessChromium(t *testing.T) {
 
 	reason := "Shadow under the mug is gone"
 	b.do("reject the second with a reason",
-		chromedp.Focus(chromedp.CSS(row(jobs[1])+` s-button button`)),
+		focusOn(row(jobs[1])+` s-button button`),
 		key("\r"),
 		waitJS(`!document.getElementById("review").hidden`),
-		chromedp.Focus(chromedp.CSS(`#review-reason input`)),
+		// The panel puts the keyboard on its view picker once it is drawn; type the reason after
+		// that, or the keys land in the picker.
+		waitJS(`document.activeElement === document.querySelector("#review-view select")`),
+		focusOn(`#review-reason input`),
 		chromedp.SendKeys(chromedp.CSS(`#review-reason input`), reason),
-		chromedp.Focus(chromedp.CSS(`#review-reject button`)),
+		focusOn(`#review-reject button`),
 		key("\r"),
 		toastSays("Rejected; the product is unchanged"),
 		waitJS(`!!document.querySelector('`+row(jobs[1])+`[data-state="rejected"]')`),
@@ -84,7 +87,7 @@ func TestReviewFlowInHeadlessChromium(t *testing.T) {
 		t.Fatalf("rejected job: %s %q", j.State, j.ReviewReason)
 	}
 	b.do("approve all that are left",
-		chromedp.Focus(chromedp.CSS(`#review-approve-all button`)),
+		focusOn(`#review-approve-all button`),
 		key("\r"),
 		toastSays("1 image approved"),
 	)
@@ -97,7 +100,7 @@ func TestReviewFlowInHeadlessChromium(t *testing.T) {
 	// nothing, and only the confirmation does.
 	again := row(jobs[1]) + ` s-button button`
 	b.do("ask to send the rejected image again, and cancel",
-		chromedp.Focus(chromedp.CSS(again)),
+		focusOn(again),
 		key("\r"),
 		waitJS(`!document.getElementById("send-again").hidden`),
 		waitJS(`document.getElementById("send-again-text").textContent.indexOf("billed 0.95") > 0`),

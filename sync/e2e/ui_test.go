@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"image/color"
 	"io"
 	"log/slog"
@@ -90,9 +91,25 @@ func launchURL(h *harness) string {
 	return h.url + "/?" + q.Encode()
 }
 
-// waitJS polls a JavaScript condition in the page.
+// waitJS polls a JavaScript condition in the page; a failure names the condition.
 func waitJS(expr string) chromedp.Action[chromedp.Void] {
-	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond))
+	poll := chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond))
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		v, err := poll(ctx, t)
+		if err != nil {
+			err = fmt.Errorf("%w waiting for %s", err, expr)
+		}
+		return v, err
+	}
+}
+
+// focusOn puts the keyboard on the element sel finds, from inside the page, and waits until it is
+// there. chromedp.Focus looks the node up and focuses it in two steps, and the jobs table, drawn
+// anew every few seconds while images are on their way, can replace the node in between.
+func focusOn(sel string) chromedp.Action[chromedp.Void] {
+	return waitJS(`(function () { var e = document.querySelector(` + strconv.Quote(sel) + `);
+  if (e && document.activeElement !== e) e.focus();
+  return !!e && document.activeElement === e; })()`)
 }
 
 // browser is a headless Chromium on a page of the app, for the tests below.
@@ -231,7 +248,7 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 		t.Errorf("controls without an accessible name:\n%s", unlabelled)
 	}
 	b.do("reach the email field by keyboard",
-		chromedp.Focus(chromedp.CSS(`#f-enabled input`)),
+		focusOn(`#f-enabled input`),
 		key("\t"),
 		waitJS(`document.activeElement === document.querySelector("#f-email input")`),
 	)
@@ -267,7 +284,7 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 	b.do("discard the change",
 		chromedp.SendKeys(chromedp.CSS(`#f-budget input`), "!"),
 		waitJS(`!document.querySelector(".shim-save-bar").hidden`),
-		chromedp.Focus(chromedp.CSS(`.shim-save-bar button`)),
+		focusOn(`.shim-save-bar button`),
 		key(" "),
 		waitJS(`document.querySelector("#f-budget input").value === ""`),
 		waitJS(`document.querySelector(".shim-save-bar").hidden`),
@@ -279,9 +296,9 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 
 	b.do("turn processing on",
 		chromedp.SetValue(chromedp.CSS(`#f-template select`), rtbtest.DefaultTemplates()[0].ID),
-		chromedp.Focus(chromedp.CSS(`#f-enabled input`)),
+		focusOn(`#f-enabled input`),
 		key(" "),
-		chromedp.Focus(chromedp.CSS(`#save button`)),
+		focusOn(`#save button`),
 		key("\r"),
 		waitJS(`document.getElementById("ready").dataset.ready === "yes"`),
 		toastSays("Settings saved"),
@@ -293,7 +310,7 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 	h.webhook("products/create", rec.ID)
 	doneRow := `#jobs-body s-table-row[data-state="done"]`
 	b.do("see the job done",
-		chromedp.Focus(chromedp.CSS(`#jobs-refresh button`)),
+		focusOn(`#jobs-refresh button`),
 		key("\r"),
 		chromedp.WaitVisible(chromedp.CSS(doneRow+` s-thumbnail img`)),
 		waitJS(`Array.prototype.every.call(document.querySelectorAll('`+doneRow+` s-thumbnail img'), function (i) { return i.complete && i.naturalWidth > 0; })`),
@@ -311,7 +328,7 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 	b.screenshot("dashboard.png")
 
 	b.do("revert",
-		chromedp.Focus(chromedp.CSS(doneRow+` .row-actions button`)),
+		focusOn(doneRow+` .row-actions button`),
 		key("\r"),
 		toastSays("Restoring the original image"),
 		chromedp.WaitVisible(chromedp.CSS(`#jobs-body s-table-row[data-state="reverted"]`)),
@@ -327,7 +344,7 @@ func TestAdminPageInHeadlessChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.do("see the IP allowlist banner",
-		chromedp.Focus(chromedp.CSS(`#jobs-refresh button`)),
+		focusOn(`#jobs-refresh button`),
 		key("\r"),
 		waitJS(`!document.getElementById("notice").hidden && document.getElementById("notice-text").textContent.includes("IP allowlist")`),
 		waitJS(`document.getElementById("notice").getAttribute("role") === "status"`),

@@ -114,10 +114,10 @@ func TestDashboardWebVitals(t *testing.T) {
 		waitJS(firstID+` === `+jsString(page1)),
 	)
 	b.do("filter failed jobs",
-		chromedp.Focus(chromedp.CSS(`#jobs-state select`)),
+		focusOn(`#jobs-state select`),
 		key("f"), // type-ahead picks "failed"
 		waitJS(`Array.prototype.every.call(document.querySelectorAll("#jobs-body s-table-row"), function (r) { return r.dataset.state === "failed"; })`),
-		chromedp.Focus(chromedp.CSS(`#jobs-refresh button`)),
+		focusOn(`#jobs-refresh button`),
 		key("\r"),
 	)
 	time.Sleep(500 * time.Millisecond)
