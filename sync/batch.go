@@ -178,62 +178,116 @@ func (w *writer) planFor(orig *admin.Media, planned *upload) upload {
 // ordinary write-back resumes it.
 var errOnItsOwn = errors.New("written back on its own")
 
-// writeBackTogether writes back the lead's image (w, with w.up planned)
-// and those of the jobs taken along, on the product as read with all their
-// originals. It settles every job taken along itself and returns the
-// lead's outcome.
-func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, along []*lease) (leadErr error) {
-	p := w.p
-	add := w.l.job.WriteMode == ModeAdd
-	lead := &member{w: w}
-	all := []*member{lead}
-	for _, l := range along {
-		all = append(all, &member{w: &writer{p: p, l: l, c: w.c}})
-	}
-	// fail takes a member out of the batch with err: the lead's goes back
-	// to its write-back, another's is undone if need be and retried.
-	fail := func(m *member, err error, msg string) {
-		m.out = true
-		if m == lead {
-			leadErr = err
-			return
-		}
-		if ferr := m.w.settleWith(ctx, err, msg, m.attached); ferr != nil && ctx.Err() == nil {
-			p.log.Warn("record a failed write-back", "job", m.w.l.job.ID, "err", ferr)
-		}
-	}
-	failAll := func(ms []*member, err error) {
-		for _, m := range ms {
-			fail(m, err, "")
-		}
-	}
-	defer func() {
-		for _, m := range all[1:] {
-			switch {
-			case m.out:
-			case m.alone && ctx.Err() == nil:
-				if err := p.writeBack(ctx, m.w.l); err != nil {
-					p.log.Warn("write back on its own", "job", m.w.l.job.ID, "err", err)
-				}
-			default:
-				p.handBack(ctx, []*lease{m.w.l})
-			}
-		}
-	}()
+// batch is a write-back of several images: the lead's (w, with w.up
+// planned) and those of the jobs taken along.
+type batch struct {
+	w       *writer
+	all     []*member // the lead first
+	leadErr error     // the lead's outcome
+}
 
-	// Each processed image is staged in turn (one image's bytes in memory
-	// at once), then one fileCreate makes them all files.
+func (w *writer) newBatch(along []*lease) *batch {
+	b := &batch{w: w, all: []*member{{w: w}}}
+	for _, l := range along {
+		b.all = append(b.all, &member{w: &writer{p: w.p, l: l, c: w.c}})
+	}
+	return b
+}
+
+func (b *batch) lead() *member { return b.all[0] }
+
+// fail takes a member out of the batch with err: the lead's goes back to
+// its write-back, another's is undone if need be and retried.
+func (b *batch) fail(ctx context.Context, m *member, err error, msg string) {
+	m.out = true
+	if m == b.lead() {
+		b.leadErr = err
+		return
+	}
+	if ferr := m.w.settleWith(ctx, err, msg, m.attached); ferr != nil && ctx.Err() == nil {
+		b.w.p.log.Warn("record a failed write-back", "job", m.w.l.job.ID, "err", ferr)
+	}
+}
+
+// failer is fail for ctx, for the steps shared by every kind of batch.
+func (b *batch) failer(ctx context.Context) func(*member, error, string) {
+	return func(m *member, err error, msg string) { b.fail(ctx, m, err, msg) }
+}
+
+func (b *batch) failAll(ctx context.Context, ms []*member, err error) {
+	for _, m := range ms {
+		b.fail(ctx, m, err, "")
+	}
+}
+
+// onItsOwn leaves the member to its own write-back, after the batch.
+func (b *batch) onItsOwn(m *member) {
+	m.alone = true
+	if m == b.lead() {
+		b.leadErr = errOnItsOwn
+	}
+}
+
+// stageAll uploads each member's processed image to staged storage in
+// turn with stage (one image's bytes in memory at once) and returns the
+// members staged.
+func (b *batch) stageAll(ctx context.Context, product *admin.Product, stage func(*member, context.Context, *admin.Product, bool) (string, error)) []*member {
 	var staged []*member
-	for _, m := range all {
-		if msg, err := m.stage(ctx, product, m == lead); err != nil {
-			fail(m, err, msg)
-		} else if !m.alone {
+	for _, m := range b.all {
+		if msg, err := stage(m, ctx, product, m == b.lead()); err != nil {
+			b.fail(ctx, m, err, msg)
+		} else if m.src != "" {
 			staged = append(staged, m)
 		}
 	}
-	live := createTogether(ctx, w.c, staged, fail)
+	return staged
+}
+
+// finish records the member's write-back done, with its result.
+func (b *batch) finish(ctx context.Context, m *member, resultID, url, msg string) {
+	m.out = true
+	if err := m.w.finish(ctx, resultID, url, msg); err != nil {
+		if m == b.lead() {
+			b.leadErr = err
+		} else if ctx.Err() == nil {
+			b.w.p.log.Warn("record a finished write-back", "job", m.w.l.job.ID, "err", err)
+		}
+	}
+}
+
+// end settles the jobs taken along that the batch did not: each left to
+// its own write-back has it now, the others are handed back untouched.
+func (b *batch) end(ctx context.Context) {
+	p := b.w.p
+	for _, m := range b.all[1:] {
+		switch {
+		case m.out:
+		case m.alone && ctx.Err() == nil:
+			if err := p.writeBack(ctx, m.w.l); err != nil {
+				p.log.Warn("write back on its own", "job", m.w.l.job.ID, "err", err)
+			}
+		default:
+			p.handBack(ctx, []*lease{m.w.l})
+		}
+	}
+}
+
+// writeBackTogether writes back the lead's image (w, with w.up planned)
+// and those of the jobs taken along, on the product as read with all their
+// originals, as new media or added ones. It settles every job taken along
+// itself and returns the lead's outcome.
+func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, along []*lease) error {
+	p := w.p
+	add := w.l.job.WriteMode == ModeAdd
+	b := w.newBatch(along)
+	defer b.end(ctx)
+	fail := b.failer(ctx)
+
+	// Each processed image is staged, then one fileCreate makes them all
+	// files.
+	live := createTogether(ctx, w.c, b.stageAll(ctx, product, (*member).stage), fail, processedFile)
 	if len(live) == 0 || ctx.Err() != nil {
-		return leadErr
+		return b.leadErr
 	}
 	// Shopify attaches only READY files.
 	ids := make([]string, len(live))
@@ -251,10 +305,7 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 		if err := readiness(id, st[id].Status, werr); errors.Is(err, errMediaFailed) || errors.Is(err, admin.ErrNotFound) {
 			// Its own write-back deletes the failed (or lost) file and makes
 			// it again, in the same attempt.
-			m.alone = true
-			if m == lead {
-				leadErr = errOnItsOwn
-			}
+			b.onItsOwn(m)
 			continue
 		} else if err != nil {
 			fail(m, err, "")
@@ -264,7 +315,7 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 		ready = append(ready, m)
 	}
 	if len(ready) == 0 {
-		return leadErr
+		return b.leadErr
 	}
 	files := make([]admin.FileAlt, len(ready))
 	next := map[string]string{} // original → processed image
@@ -276,8 +327,8 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 	}
 	// The alt texts go with the attach, in the same call.
 	if err := w.c.AttachFiles(ctx, product.ID, files); err != nil {
-		failAll(ready, err)
-		return leadErr
+		b.failAll(ctx, ready, err)
+		return b.leadErr
 	}
 	for _, f := range files {
 		product = withMedia(product, admin.Media{ID: f.ID, Alt: f.Alt, Status: "READY", MediaContentType: "IMAGE"})
@@ -286,43 +337,36 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 		// Only this path moves variant links: they are read here, once.
 		variants, err := w.c.ProductVariants(ctx, product.ID)
 		if err != nil {
-			failAll(ready, err)
-			return leadErr
+			b.failAll(ctx, ready, err)
+			return b.leadErr
 		}
 		withVariants := *product
 		withVariants.Variants = variants
 		product = &withVariants
 	}
 	if err := w.c.ReorderMedia(ctx, product.ID, togetherMoves(product, next, add)); err != nil {
-		failAll(ready, err)
-		return leadErr
+		b.failAll(ctx, ready, err)
+		return b.leadErr
 	}
 	msg := "processed image added after the original"
 	if !add {
 		msg = "processed image replaced the original"
 		if ready = relinkTogether(ctx, product, ready, fail); len(ready) == 0 {
-			return leadErr
+			return b.leadErr
 		}
 	}
 	for _, m := range ready {
-		j := m.w.l.job
-		m.out = true
-		if err := m.w.finish(ctx, j.ResultMediaID, m.url, msg); err != nil {
-			if m == lead {
-				leadErr = err
-			} else if ctx.Err() == nil {
-				p.log.Warn("record a finished write-back", "job", j.ID, "err", err)
-			}
-		}
+		b.finish(ctx, m, m.w.l.job.ResultMediaID, m.url, msg)
 	}
-	return leadErr
+	return b.leadErr
 }
 
 // stage uploads the member's processed image to Shopify's staged
 // storage: the lead's as it was planned; another's downloaded, and fitted
-// to its original in replace mode. A member whose original is gone, or
-// whose image fits in place, is left to its own write-back. A failure
-// comes with the merchant's message, if any.
+// to its original in replace mode. A member whose original is gone is
+// left to its own write-back; one whose image fits in place is handed
+// back, to be swapped with the product's others that fit theirs. A
+// failure comes with the merchant's message, if any.
 func (m *member) stage(ctx context.Context, product *admin.Product, isLead bool) (string, error) {
 	w, p := m.w, m.w.p
 	j := w.l.job
@@ -340,7 +384,6 @@ func (m *member) stage(ctx context.Context, product *admin.Product, isLead bool)
 		if j.WriteMode == ModeAdd {
 			w.up = delivered(img, "added after the original")
 		} else if w.up = w.planFor(m.orig, nil); w.up.inPlace {
-			m.alone = true
 			return "", nil
 		}
 	}
@@ -356,30 +399,41 @@ func (m *member) stage(ctx context.Context, product *admin.Product, isLead bool)
 	return "", err
 }
 
-// createTogether makes the staged images files in one fileCreate and
-// records each on its job; it returns the members that have theirs. When
-// that call fails, each name is looked up (the call may have made them
-// all before its answer was lost) and made on its own.
-func createTogether(ctx context.Context, c *admin.Client, staged []*member, fail func(*member, error, string)) []*member {
-	if len(staged) == 0 {
+// aFile is a file a member of a batch makes: its exact name, its source,
+// and the job's column and event that record it.
+type aFile struct{ name, src, column, msg string }
+
+// processedFile is the member's processed image, staged.
+func processedFile(m *member) aFile {
+	return aFile{m.name, m.src, "result_media_id", "processed image uploaded to Files"}
+}
+
+// createTogether makes the members' files (file says which) in one
+// fileCreate and records each on its job; it returns the members that
+// have theirs. When that call fails, each name is looked up (the call may
+// have made them all before its answer was lost) and made on its own.
+func createTogether(ctx context.Context, c *admin.Client, ms []*member, fail func(*member, error, string), file func(*member) aFile) []*member {
+	if len(ms) == 0 {
 		return nil
 	}
-	files := make([]admin.NewFile, len(staged))
-	for i, m := range staged {
-		files[i] = admin.NewFile{Name: m.name, Source: m.src, Alt: m.orig.Alt}
+	files := make([]admin.NewFile, len(ms))
+	for i, m := range ms {
+		f := file(m)
+		files[i] = admin.NewFile{Name: f.name, Source: f.src, Alt: m.orig.Alt}
 	}
 	ids, batchErr := c.CreateFiles(ctx, files)
 	created := time.Now()
 	var live []*member
-	for i, m := range staged {
+	for i, m := range ms {
+		f := file(m)
 		id, err := "", error(nil)
 		if batchErr == nil {
 			id = ids[i]
-		} else if id, err = m.w.ensureFile(ctx, m.name, m.orig.Alt, true, func() (string, error) { return m.src, nil }); err != nil {
+		} else if id, err = m.w.ensureFile(ctx, f.name, m.orig.Alt, true, func() (string, error) { return f.src, nil }); err != nil {
 			fail(m, err, "")
 			continue
 		}
-		if err := m.w.l.update(ctx, map[string]any{"result_media_id": id}, "processed image uploaded to Files"); err != nil {
+		if err := m.w.l.update(ctx, map[string]any{f.column: id}, f.msg); err != nil {
 			fail(m, err, "")
 			continue
 		}

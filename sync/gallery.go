@@ -229,12 +229,14 @@ func jobGallery(ctx context.Context, c *admin.Client, j *models.ImageJob, more .
 
 // jobMedia reads what an in-place write-back needs of the job's product:
 // the original and the file held for review, if they are on it, with their
-// details. Unlike jobGallery it does not read the gallery's order, so its
-// cost does not grow with the product's size.
-func jobMedia(ctx context.Context, c *admin.Client, j *models.ImageJob) (*admin.Product, error) {
+// details, and more media named. Unlike jobGallery it does not read the
+// gallery's order, so its cost does not grow with the product's size.
+func jobMedia(ctx context.Context, c *admin.Client, j *models.ImageJob, more ...string) (*admin.Product, error) {
 	ids := []string{j.MediaID}
-	if j.ReviewFileID != "" && j.ReviewFileID != j.MediaID {
-		ids = append(ids, j.ReviewFileID)
+	for _, id := range append([]string{j.ReviewFileID}, more...) {
+		if id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
 	}
 	return c.ProductMediaByID(ctx, j.ProductID, ids...)
 }

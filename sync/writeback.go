@@ -92,10 +92,10 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		planned = &up
 		ordered = !up.inPlace
 	}
-	// A first write-back that needs the gallery takes its product's other
-	// images along when they are ready too.
+	// A first write-back takes its product's other images along when they
+	// are ready too.
 	var along []*lease
-	if ordered && batchable(l, settings) {
+	if (ordered || planned != nil) && batchable(l, settings) {
 		if along, err = p.takeAlong(ctx, l); err != nil {
 			p.log.Warn("write back alone", "job", j.ID, "err", err)
 		}
@@ -108,7 +108,7 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	if ordered {
 		product, err = jobGallery(ctx, c, j, more...)
 	} else {
-		product, err = jobMedia(ctx, c, j)
+		product, err = jobMedia(ctx, c, j, more...)
 	}
 	if done, err := p.productRead(ctx, l, err); done {
 		p.handBack(ctx, along)
@@ -116,17 +116,25 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 	}
 	wb := &writer{p: p, l: l, c: c, img: img}
 	if len(along) > 0 {
-		up, ok := wb.togetherFits(product, len(along), planned)
+		var up upload
+		var ok bool
+		together, read := wb.writeBackTogether, jobGallery
+		if ordered {
+			up, ok = wb.togetherFits(product, len(along), planned)
+		} else {
+			together, read = wb.replaceInPlaceTogether, jobMedia
+			up, ok = wb.inPlaceFits(product, planned)
+		}
 		if !ok {
 			p.handBack(ctx, along)
 		} else {
 			wb.up = up
-			if err := wb.writeBackTogether(ctx, product, along); !errors.Is(err, errOnItsOwn) {
+			if err := together(ctx, product, along); !errors.Is(err, errOnItsOwn) {
 				return wb.settle(ctx, err)
 			}
-			// Shopify failed to process its file: on its own, from the
-			// product as it is now.
-			product, err = jobGallery(ctx, c, j)
+			// Shopify failed to process its file, or a copy of its
+			// original: on its own, from the product as it is now.
+			product, err = read(ctx, c, j)
 			if done, err := p.productRead(ctx, l, err); done {
 				return err
 			}

@@ -179,6 +179,28 @@ func (c *Client) ReplaceFileImage(ctx context.Context, fileID, originalSource st
 	return nil
 }
 
+// FileSource is a file and the new bytes it takes, as a staged upload's resource URL.
+type FileSource struct{ ID, Source string }
+
+// ReplaceFileImages swaps several files' bytes in place in one fileUpdate, as ReplaceFileImage
+// does one's. Shopify checks every file before it changes any: one it refuses (not READY, another
+// extension) fails the call, and none is replaced.
+func (c *Client) ReplaceFileImages(ctx context.Context, files []FileSource) error {
+	if len(files) == 0 {
+		return nil
+	}
+	in := make([]map[string]any, len(files))
+	ids := make([]string, len(files))
+	for i, f := range files {
+		in[i] = map[string]any{"id": f.ID, "originalSource": f.Source}
+		ids[i] = f.ID
+	}
+	if err := c.fileUpdate(ctx, in...); err != nil {
+		return fmt.Errorf("replace images of files %s: %w", strings.Join(ids, ", "), err)
+	}
+	return nil
+}
+
 // AttachFile adds the file to the product's media (fileUpdate referencesToAdd). A non-nil alt
 // sets the file's alt text in the same call.
 func (c *Client) AttachFile(ctx context.Context, fileID, productID string, alt *string) error {

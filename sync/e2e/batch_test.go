@@ -1,6 +1,8 @@
 package e2e_test
 
 import (
+	"bytes"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -60,9 +62,14 @@ func operations(h *harness) map[string]int {
 
 // processedFiles counts the shop's files the app made for processed images.
 func processedFiles(h *harness, productID string) int {
+	return filesNamed(h, productID, "-background-removed-")
+}
+
+// filesNamed counts the shop's files whose name holds part.
+func filesNamed(h *harness, productID, part string) int {
 	n := 0
 	for _, f := range h.store.Product(shopDomain, productID).Files {
-		if strings.Contains(f.Filename, "-background-removed-") {
+		if strings.Contains(f.Filename, part) {
 			n++
 		}
 	}
@@ -71,17 +78,27 @@ func processedFiles(h *harness, productID string) int {
 
 // A product's images that are all back from Remove The Background when
 // its write-back starts are written back together: each uploaded, then
-// one file creation, one gallery read, one attach, one reorder (and in
-// replace mode one variants read, one relink and one detach of the
-// originals) for all.
+// one file creation, one gallery read, one attach, one reorder (and as new
+// media one variants read, one relink and one detach of the originals) for
+// all; swapped in place, one read of the originals, one file creation of
+// their kept copies and one swap for all.
 // The gallery ends as six write-backs one by one would leave it.
 func TestAProductsImagesAreWrittenBackTogether(t *testing.T) {
-	for _, mode := range []string{"add", "replace"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tc := range []struct {
+		name, mode string
+		want       map[string]int
+	}{
+		{"add", "add", map[string]int{"ProductGalleryOrder": 1, "FileCreate": 1, "FileUpdate": 1, "ProductReorderMedia": 1, "ProductVariants": 0}},
+		{"new media", "replace", map[string]int{"ProductGallery": 1, "FileCreate": 1, "FileUpdate": 2, "ProductReorderMedia": 1,
+			"ProductVariants": 1, "ProductVariantDetachMedia": 1, "ProductVariantAppendMedia": 1}},
+		{"in place", "replace", map[string]int{"ProductMediaByID": 1, "FileCreate": 1, "FileUpdate": 1, "ProductReorderMedia": 0,
+			"ProductGallery": 0, "ProductVariants": 0, "ProductVariantDetachMedia": 0, "ProductVariantAppendMedia": 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-				ho := harnessOptions{writeMode: mode, tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }}
-				if mode == "replace" {
-					ho.template = transparentTemplate() // a transparent result takes the new-media path
+				ho := harnessOptions{writeMode: tc.mode, tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }}
+				if tc.name == "new media" {
+					ho.template = transparentTemplate() // a transparent result for JPEG originals
 				}
 				h := newHarness(t, db, ho)
 				rec, before, release := heldBack(t, h, pointsProduct("batch", 6))
@@ -90,25 +107,32 @@ func TestAProductsImagesAreWrittenBackTogether(t *testing.T) {
 				h.waitJobs("all written back", allIn(6, models.JobDone))
 
 				ops := operations(h)
-				want := map[string]int{"StagedUploadsCreate": 6, "FileCreate": 1, "FileUpdate": 1, "ProductReorderMedia": 1, "FindFile": 0, "ProductVariants": 0}
-				gallery := "ProductGalleryOrder"
-				if mode == "replace" {
-					want["FileUpdate"], want["ProductVariants"] = 2, 1
-					want["ProductVariantDetachMedia"], want["ProductVariantAppendMedia"] = 1, 1
-					gallery = "ProductGallery"
-				}
-				want[gallery] = 1
-				for op, n := range want {
+				tc.want["StagedUploadsCreate"], tc.want["FindFile"] = 6, 0
+				for op, n := range tc.want {
 					if ops[op] != n {
 						t.Errorf("%d %s, want %d (operations %v)", ops[op], op, n, ops)
 					}
 				}
-				assertCatalogueGallery(t, h, mode, before, h.store.Product(shopDomain, rec.ID))
-				if n := processedFiles(h, rec.ID); n != 6 {
+				after := h.store.Product(shopDomain, rec.ID)
+				assertCatalogueGallery(t, h, tc.mode, before, after)
+				if n := processedFiles(h, rec.ID); n != 6 && tc.name != "in place" {
 					t.Errorf("%d processed files, want 6", n)
 				}
 				if n := h.rtb.Submissions()[rtbEmail]; n != 6 {
 					t.Errorf("billed %d, want 6", n)
+				}
+				if tc.name == "in place" {
+					for i, m := range after.Media {
+						j := h.jobFor(m.ID)
+						if m.ID != before.Media[i].ID || j.ResultMediaID != m.ID || j.OriginalFileID == "" {
+							t.Errorf("position %d: media %s, job %d result %s kept copy %q; want the original %s swapped, its copy kept",
+								i, m.ID, j.ID, j.ResultMediaID, j.OriginalFileID, before.Media[i].ID)
+						}
+						k := slices.IndexFunc(after.Files, func(f shopifytest.FileSnapshot) bool { return f.ID == j.OriginalFileID })
+						if k < 0 || !bytes.Equal(after.Files[k].Data, before.Media[i].Data) {
+							t.Errorf("job %d: no kept copy of the original's bytes (%s)", j.ID, j.OriginalFileID)
+						}
+					}
 				}
 			})
 		})
@@ -166,9 +190,10 @@ func TestAFailedWriteBackOfSeveralImagesIsUndoneAndRetried(t *testing.T) {
 }
 
 // Images of a product that cannot be written back with the others are
-// written back on their own after them: one whose result fits in place
-// (a PNG original), and one the merchant deleted meanwhile, whose paid
-// result is kept in Files. The rest go together.
+// written back after them: one whose result fits in place (a PNG
+// original), handed back to be swapped, and one the merchant deleted
+// meanwhile, on its own, its paid result kept in Files. The rest go
+// together.
 func TestImagesThatCannotGoTogetherAreWrittenBackOnTheirOwn(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
@@ -233,12 +258,16 @@ func TestJobsTakenAlongStayWithTheirWriteBack(t *testing.T) {
 
 // Files Shopify fails to process, in a write-back of several images (the
 // lead's and another's), are deleted and made again by each image's own
-// write-back, in the same attempt; the others finish together.
+// write-back, in the same attempt; the others finish together. Swapped in
+// place, the files made first are the originals' kept copies.
 func TestFailedFilesOfSeveralImagesAreMadeAgainOnTheirOwn(t *testing.T) {
-	for _, mode := range []string{"add", "replace"} {
-		t.Run(mode, func(t *testing.T) {
+	for _, tc := range []struct{ name, mode, template string }{
+		{"add", "add", transparentTemplate()}, {"replace", "replace", transparentTemplate()}, {"in place", "replace", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mode := tc.mode
 			modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
-				h := newHarness(t, db, harnessOptions{writeMode: mode, template: transparentTemplate(), tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
+				h := newHarness(t, db, harnessOptions{writeMode: mode, template: tc.template, tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
 				_, before, release := heldBack(t, h, pointsProduct("failing", 5))
 				h.store.FailNextProcessing(2) // the first two processed files
 				release()
@@ -290,6 +319,40 @@ func TestALostAnswerIsNotAFailure(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A swap of several images in place whose answer is lost after Shopify
+// swapped them (the connection drops) is sent again by the client, and
+// Shopify refuses it: the files are processing their new bytes. Each image
+// then looks again later, finds its original READY with the new bytes,
+// and finishes: every image swapped once in the gallery, its original's
+// copy kept once, nothing paid twice.
+func TestALostSwapOfSeveralImagesIsFinished(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{tune: func(o *imgsync.Options) { o.MaxPerShop = 1 },
+			// Processing outlasts the client's resend, which finds the files busy.
+			store: func(o *shopifytest.Options) { o.MediaProcessingDelay = 600 * time.Millisecond }})
+		rec, before, release := heldBack(t, h, pointsProduct("lost", 4))
+		h.store.LoseNextAnswer("FileUpdate", 1)
+		release()
+		jobs := h.waitJobs("finished", allIn(4, models.JobDone, models.JobFailed))
+		for _, j := range jobs {
+			if j.State != models.JobDone {
+				t.Fatalf("job %d: %s %q after %d attempts", j.ID, j.State, j.Error, j.Attempts)
+			}
+		}
+		if n := operations(h)["FileUpdate"]; n < 2 || jobs[0].Attempts == 0 {
+			t.Fatalf("%d FileUpdate answered, the first job looked again %d times: the resend was not refused", n, jobs[0].Attempts)
+		}
+		after := h.store.Product(shopDomain, rec.ID)
+		assertCatalogueGallery(t, h, "replace", before, after)
+		if copies := filesNamed(h, rec.ID, "-original-"); copies != 4 {
+			t.Errorf("%d kept copies of the originals, want 4", copies)
+		}
+		if n := h.rtb.Submissions()[rtbEmail]; n != 4 {
+			t.Errorf("billed %d, want 4", n)
+		}
+	})
 }
 
 // An image back from Remove The Background while others of its product

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -102,13 +101,7 @@ func TestWorkerStoppedMidWriteBackIsFinishedByAnotherWithoutDuplicates(t *testin
 				t.Errorf("position %d: %s, want %s", i, after.Media[i].ID, want)
 			}
 		}
-		processed := 0
-		for _, f := range after.Files {
-			if strings.Contains(f.Filename, "-background-removed-") {
-				processed++
-			}
-		}
-		if processed != 3 {
+		if processed := processedFiles(h, before.ID); processed != 3 {
 			t.Errorf("%d processed files in the shop, want 3", processed)
 		}
 		if n := h.rtb.Submissions()[rtbEmail]; n != 3 {

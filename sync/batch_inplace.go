@@ -1,0 +1,176 @@
+package sync
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"rtbshopify/shopify/admin"
+)
+
+// Swapping a product's images in place together. A swap needs no gallery,
+// but each image pays a kept copy of its original (a fileCreate), the swap
+// (a fileUpdate), and the looks at the original, at the copy and at the
+// new bytes. A fresh swap takes along its product's other images that are
+// back: one read of their originals, one fileCreate, one fileUpdate and
+// one wait for each step serve up to batchMax of them; each image still
+// pays its staged upload. Each job keeps its own checkpoints (its kept
+// copy, its swap), so a batch cut short anywhere is resumed job by job by
+// the ordinary write-back.
+
+// inPlaceFits reports whether the lead (w) can lead a swap of several
+// images, with what it uploads: its original is on the product and READY
+// (Shopify takes new bytes only then), and its image fits it.
+func (w *writer) inPlaceFits(product *admin.Product, planned *upload) (upload, bool) {
+	orig, _ := findMedia(product, w.l.job.MediaID)
+	if orig == nil || orig.Status != "READY" || planned == nil {
+		return upload{}, false
+	}
+	up := w.planFor(orig, planned)
+	return up, up.inPlace
+}
+
+// replaceInPlaceTogether swaps in place the lead's image (w, with w.up
+// planned) and those of the jobs taken along, on the product as read with
+// all their originals. It settles every job taken along itself and
+// returns the lead's outcome.
+func (w *writer) replaceInPlaceTogether(ctx context.Context, product *admin.Product, along []*lease) error {
+	b := w.newBatch(along)
+	defer b.end(ctx)
+	fail := b.failer(ctx)
+
+	// Each processed image is staged, then one fileCreate keeps a copy of
+	// each original.
+	kept := createTogether(ctx, w.c, b.stageAll(ctx, product, (*member).stageInPlace), fail, keptCopy)
+	if len(kept) == 0 || ctx.Err() != nil {
+		return b.leadErr
+	}
+	// Shopify's copies must be READY before the bytes they keep are
+	// replaced.
+	ids := make([]string, len(kept))
+	for i, m := range kept {
+		ids[i] = m.w.l.job.OriginalFileID
+	}
+	st, werr := w.c.WaitNewMediaReady(ctx, w.p.o.MediaWait, kept[0].created, ids...)
+	var ready []*member
+	for _, m := range kept {
+		id := m.w.l.job.OriginalFileID
+		if err := readiness(id, st[id], werr); errors.Is(err, errMediaFailed) || errors.Is(err, admin.ErrNotFound) {
+			// Its own write-back deletes the failed copy and makes it again.
+			b.onItsOwn(m)
+		} else if err != nil {
+			fail(m, err, "")
+		} else {
+			ready = append(ready, m)
+		}
+	}
+	swapped, replaced := swapTogether(ctx, w.c, ready, fail)
+	if len(swapped) == 0 {
+		return b.leadErr
+	}
+	ids = make([]string, len(swapped))
+	for i, m := range swapped {
+		ids[i] = m.w.l.job.MediaID
+	}
+	images, werr := w.c.WaitNewImagesReady(ctx, w.p.o.MediaWait, replaced, ids...)
+	for _, m := range swapped {
+		id := m.w.l.job.MediaID
+		if err := readiness(id, images[id].Status, werr); errors.Is(err, admin.ErrNotFound) {
+			// Deleted meanwhile: its own write-back finds it gone.
+			b.onItsOwn(m)
+			continue
+		} else if err != nil {
+			// New bytes Shopify could not process are undone: the kept
+			// copy's go back.
+			fail(m, err, "")
+			continue
+		}
+		b.finish(ctx, m, id, images[id].URL, "processed image in place of the original")
+	}
+	return b.leadErr
+}
+
+// keptCopy is the copy of the member's original kept in Files, for
+// revert.
+func keptCopy(m *member) aFile {
+	j := m.w.l.job
+	return aFile{originalName(j, extOf(m.orig.Filename)), m.orig.URL, "original_file_id", "original kept in Files"}
+}
+
+// stageInPlace uploads the member's processed image, fitted to its
+// original, to Shopify's staged storage: the lead's as it was planned,
+// another's downloaded first. A member whose original is gone or takes
+// other bytes now is left to its own write-back; one whose image does not
+// fit in place is handed back, to go with the product's images that take
+// the new-media path. A failure comes with the merchant's message, if
+// any.
+func (m *member) stageInPlace(ctx context.Context, product *admin.Product, isLead bool) (string, error) {
+	w, p := m.w, m.w.p
+	j := w.l.job
+	if m.orig, _ = findMedia(product, j.MediaID); m.orig == nil || m.orig.Status != "READY" {
+		m.alone = true
+		return "", nil
+	}
+	if !isLead {
+		img, msg, err := p.processedImage(ctx, w.c, j)
+		if err != nil {
+			return msg, err
+		}
+		w.img = img
+		defer func() { img.Release(); w.img = nil }()
+		if w.up = w.planFor(m.orig, nil); !w.up.inPlace {
+			return "", nil
+		}
+	}
+	if err := w.l.update(ctx, map[string]any{}, w.up.why+" (swapped together with the product's other images)"); err != nil {
+		return "", err
+	}
+	m.name = processedName(j, w.up.ext)
+	src, err := w.c.StageUpload(ctx, m.name, w.up.mime, w.up.data)
+	w.up.data = nil
+	m.src = src
+	return "", err
+}
+
+// swapTogether replaces the members' bytes in one fileUpdate and records
+// each swap; it returns the members swapped and when. Shopify refuses the
+// whole call for one file it cannot take (one the merchant is uploading
+// to, say): each is then swapped on its own, which also tells a swap that
+// was done before a lost answer (its file is processing again) from one
+// that was not.
+func swapTogether(ctx context.Context, c *admin.Client, ms []*member, fail func(*member, error, string)) ([]*member, time.Time) {
+	if len(ms) == 0 {
+		return nil, time.Time{}
+	}
+	files := make([]admin.FileSource, len(ms))
+	for i, m := range ms {
+		files[i] = admin.FileSource{ID: m.w.l.job.MediaID, Source: m.src}
+	}
+	replaced := time.Now()
+	batchErr := c.ReplaceFileImages(ctx, files)
+	var swapped []*member
+	for _, m := range ms {
+		j := m.w.l.job
+		if batchErr != nil {
+			if ctx.Err() != nil {
+				fail(m, batchErr, "")
+				continue
+			}
+			if err := c.ReplaceFileImage(ctx, j.MediaID, m.src); admin.HasCode(err, "NON_READY_STATE") {
+				fail(m, fmt.Errorf("%w: %w", errNotReadyYet, err), "")
+				continue
+			} else if err != nil {
+				fail(m, err, "")
+				continue
+			}
+		}
+		if err := m.w.l.update(ctx, map[string]any{"step": stepReplaced, "result_media_id": j.MediaID}, "image replaced in place"); err != nil {
+			fail(m, err, "")
+			continue
+		}
+		m.attached = true
+		swapped = append(swapped, m)
+	}
+	return swapped, replaced
+}
