@@ -134,11 +134,12 @@ func (m *member) stageInPlace(ctx context.Context, product *admin.Product, isLea
 }
 
 // swapTogether replaces the members' bytes in one fileUpdate and records
-// each swap; it returns the members swapped and when. Shopify refuses the
-// whole call for one file it cannot take (one the merchant is uploading
-// to, say): each is then swapped on its own, which also tells a swap that
-// was done before a lost answer (its file is processing again) from one
-// that was not.
+// each swap; it returns the members swapped and when. When that call
+// fails (a file Shopify refuses, one the merchant is uploading to, say, or
+// an answer lost) each is swapped on its own: one the call swapped already
+// is processing its new bytes then, refused as not READY, and its job
+// looks again later, as it would after a swap of its own whose answer was
+// lost.
 func swapTogether(ctx context.Context, c *admin.Client, ms []*member, fail func(*member, error, string)) ([]*member, time.Time) {
 	if len(ms) == 0 {
 		return nil, time.Time{}

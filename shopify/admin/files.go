@@ -183,8 +183,8 @@ func (c *Client) ReplaceFileImage(ctx context.Context, fileID, originalSource st
 type FileSource struct{ ID, Source string }
 
 // ReplaceFileImages swaps several files' bytes in place in one fileUpdate, as ReplaceFileImage
-// does one's. Shopify checks every file before it changes any: one it refuses (not READY, another
-// extension) fails the call, and none is replaced.
+// does one's. A file Shopify refuses (not READY, another extension) fails the call with its
+// userError; the caller cannot tell from that alone which of the others were swapped.
 func (c *Client) ReplaceFileImages(ctx context.Context, files []FileSource) error {
 	if len(files) == 0 {
 		return nil
