@@ -136,13 +136,14 @@ func (p *Pipeline) handBack(ctx context.Context, along []*lease) {
 type member struct {
 	w        *writer
 	orig     *admin.Media
-	name     string    // its processed image's file name
-	src      string    // its staged upload
-	created  time.Time // when its file was made
-	url      string    // its image's URL, once READY
-	attached bool      // it may be on the product
-	alone    bool      // written back on its own after the batch
-	out      bool      // settled: done, or failed and retried later
+	name     string              // its processed image's file name
+	src      string              // its staged upload
+	created  time.Time           // when its file was made
+	target   *admin.StagedTarget // where its image is likely staged
+	url      string              // its image's URL, once READY
+	attached bool                // it may be on the product
+	alone    bool                // written back on its own after the batch
+	out      bool                // settled: done, or failed and retried later
 }
 
 // togetherFits reports whether the lead (w) can lead a batch, with what
@@ -230,8 +231,26 @@ func (b *batch) onItsOwn(m *member) {
 
 // stageAll uploads each member's processed image to staged storage in
 // turn with stage (one image's bytes in memory at once) and returns the
-// members staged.
-func (b *batch) stageAll(ctx context.Context, product *admin.Product, stage func(*member, context.Context, *admin.Product, bool) (string, error)) []*member {
+// members staged. Their targets are asked for first, in one call, for the
+// files expect says their images will likely be; a member whose image is
+// another file after all asks for its own.
+func (b *batch) stageAll(ctx context.Context, product *admin.Product, expect func(*member) (admin.StagedFile, bool), stage func(*member, context.Context, *admin.Product, bool) (string, error)) []*member {
+	var files []admin.StagedFile
+	var who []*member
+	for _, m := range b.all {
+		if f, ok := expect(m); ok {
+			files, who = append(files, f), append(who, m)
+		}
+	}
+	if len(files) > 1 {
+		ts, err := b.w.c.StageTargets(ctx, files)
+		if err != nil {
+			b.w.p.log.Warn("stage uploads one by one", "job", b.w.l.job.ID, "err", err)
+		}
+		for i := range ts {
+			who[i].target = ts[i]
+		}
+	}
 	var staged []*member
 	for _, m := range b.all {
 		if msg, err := stage(m, ctx, product, m == b.lead()); err != nil {
@@ -285,7 +304,7 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 
 	// Each processed image is staged, then one fileCreate makes them all
 	// files.
-	live := createTogether(ctx, w.c, b.stageAll(ctx, product, (*member).stage), fail, processedFile)
+	live := createTogether(ctx, w.c, b.stageAll(ctx, product, b.asLead, (*member).stage), fail, processedFile)
 	if len(live) == 0 || ctx.Err() != nil {
 		return b.leadErr
 	}
@@ -392,11 +411,29 @@ func (m *member) stage(ctx context.Context, product *admin.Product, isLead bool)
 	if _, err := w.startUpload(ctx, w.up.why+" (written back together with the product's other images)"); err != nil {
 		return "", err
 	}
-	m.name = processedName(j, w.up.ext)
+	return "", m.upload(ctx)
+}
+
+// upload stages the member's image (w.up): to the target asked for it,
+// when that is the file it is.
+func (m *member) upload(ctx context.Context) error {
+	w := m.w
+	m.name = processedName(w.l.job, w.up.ext)
 	var err error
-	m.src, err = w.c.StageUpload(ctx, m.name, w.up.mime, w.up.data)
+	if t := m.target; t != nil && t.File == (admin.StagedFile{Name: m.name, Mime: w.up.mime}) {
+		m.src, err = w.c.Upload(ctx, t, w.up.data)
+	} else {
+		m.src, err = w.c.StageUpload(ctx, m.name, w.up.mime, w.up.data)
+	}
 	w.up.data = nil
-	return "", err
+	return err
+}
+
+// asLead expects each member's image to be the same kind of file as the
+// lead's (w.up): a product's images come back from Remove The Background
+// alike.
+func (b *batch) asLead(m *member) (admin.StagedFile, bool) {
+	return admin.StagedFile{Name: processedName(m.w.l.job, b.w.up.ext), Mime: b.w.up.mime}, true
 }
 
 // aFile is a file a member of a batch makes: its exact name, its source,

@@ -42,7 +42,7 @@ func (w *writer) replaceInPlaceTogether(ctx context.Context, product *admin.Prod
 
 	// Each processed image is staged, then one fileCreate keeps a copy of
 	// each original.
-	kept := createTogether(ctx, w.c, b.stageAll(ctx, product, (*member).stageInPlace), fail, keptCopy)
+	kept := createTogether(ctx, w.c, b.stageAll(ctx, product, inPlaceFile(product), (*member).stageInPlace), fail, keptCopy)
 	if len(kept) == 0 || ctx.Err() != nil {
 		return b.leadErr
 	}
@@ -126,11 +126,22 @@ func (m *member) stageInPlace(ctx context.Context, product *admin.Product, isLea
 	if err := w.l.update(ctx, map[string]any{}, w.up.why+" (swapped together with the product's other images)"); err != nil {
 		return "", err
 	}
-	m.name = processedName(j, w.up.ext)
-	src, err := w.c.StageUpload(ctx, m.name, w.up.mime, w.up.data)
-	w.up.data = nil
-	m.src = src
-	return "", err
+	return "", m.upload(ctx)
+}
+
+// inPlaceFile expects the member's image to be its original's kind of
+// file, as a swap in place needs it.
+func inPlaceFile(product *admin.Product) func(*member) (admin.StagedFile, bool) {
+	return func(m *member) (admin.StagedFile, bool) {
+		j := m.w.l.job
+		orig, _ := findMedia(product, j.MediaID)
+		if orig == nil || orig.Status != "READY" {
+			return admin.StagedFile{}, false
+		}
+		name, mime := originalFile(j, orig)
+		f := originalFormat(name, mime)
+		return admin.StagedFile{Name: processedName(j, extOf(name)), Mime: mimeOfFormat(f)}, f != ""
+	}
 }
 
 // swapTogether replaces the members' bytes in one fileUpdate and records

@@ -50,10 +50,38 @@ type filesPayload struct {
 	UserErrors []gqlUserError `json:"userErrors"`
 }
 
+// StagedFile is a file to upload to staged storage: its exact name (the extension matters:
+// fileUpdate requires a replacement to carry the extension of the file it replaces) and its MIME
+// type.
+type StagedFile struct{ Name, Mime string }
+
+// StagedTarget is where a staged file's bytes go.
+type StagedTarget struct {
+	File        StagedFile
+	url         string
+	resourceURL string
+	params      []stagedParameter
+}
+
 // StageUpload uploads bytes to Shopify's staged upload storage and returns the resourceUrl to use
-// as originalSource. The filename's extension matters: fileUpdate requires the replacement to
-// carry the same extension as the file it replaces.
+// as originalSource.
 func (c *Client) StageUpload(ctx context.Context, filename, mimeType string, data []byte) (string, error) {
+	ts, err := c.stageTargets(ctx, []StagedFile{{filename, mimeType}}, int64(len(data)))
+	if err != nil {
+		return "", err
+	}
+	return c.Upload(ctx, ts[0], data)
+}
+
+// StageTargets asks for several files' staged upload targets in one stagedUploadsCreate, before
+// their bytes are at hand: without a size, a target takes an image up to Shopify's limit (the
+// size is required for videos and 3D models only).
+func (c *Client) StageTargets(ctx context.Context, files []StagedFile) ([]*StagedTarget, error) {
+	return c.stageTargets(ctx, files, -1)
+}
+
+// stageTargets is StageTargets with each file's size, when it is known (size >= 0).
+func (c *Client) stageTargets(ctx context.Context, files []StagedFile, size int64) ([]*StagedTarget, error) {
 	var out struct {
 		StagedUploadsCreate struct {
 			StagedTargets []struct {
@@ -64,31 +92,49 @@ func (c *Client) StageUpload(ctx context.Context, filename, mimeType string, dat
 			UserErrors []gqlUserError `json:"userErrors"`
 		} `json:"stagedUploadsCreate"`
 	}
-	input := []map[string]any{{
-		"filename": filename, "mimeType": mimeType, "resource": "IMAGE", "httpMethod": "POST",
-		"fileSize": strconv.Itoa(len(data)),
-	}}
+	input := make([]map[string]any, len(files))
+	names := make([]string, len(files))
+	for i, f := range files {
+		input[i] = map[string]any{"filename": f.Name, "mimeType": f.Mime, "resource": "IMAGE", "httpMethod": "POST"}
+		if size >= 0 {
+			input[i]["fileSize"] = strconv.FormatInt(size, 10)
+		}
+		names[i] = f.Name
+	}
+	what := strings.Join(names, ", ")
 	if err := c.do(ctx, "StagedUploadsCreate", docStagedUploadsCreate, map[string]any{"input": input}, &out); err != nil {
-		return "", fmt.Errorf("stage upload %s: %w", filename, err)
+		return nil, fmt.Errorf("stage upload %s: %w", what, err)
 	}
 	p := out.StagedUploadsCreate
 	if err := userErrorsToError(p.UserErrors); err != nil {
-		return "", fmt.Errorf("stage upload %s: %w", filename, err)
+		return nil, fmt.Errorf("stage upload %s: %w", what, err)
 	}
-	if len(p.StagedTargets) != 1 || p.StagedTargets[0].URL == "" || p.StagedTargets[0].ResourceURL == "" {
-		return "", fmt.Errorf("stage upload %s: shopify returned no usable target", filename)
+	if len(p.StagedTargets) != len(files) {
+		return nil, fmt.Errorf("stage upload %s: shopify returned %d targets", what, len(p.StagedTargets))
 	}
-	t := p.StagedTargets[0]
+	ts := make([]*StagedTarget, len(files))
+	for i, t := range p.StagedTargets {
+		if t.URL == "" || t.ResourceURL == "" {
+			return nil, fmt.Errorf("stage upload %s: shopify returned no usable target", files[i].Name)
+		}
+		ts[i] = &StagedTarget{File: files[i], url: t.URL, resourceURL: t.ResourceURL, params: t.Parameters}
+	}
+	return ts, nil
+}
 
-	form, err := newUploadForm(t.Parameters, filename, data)
+// Upload sends the file's bytes to its staged target and returns the resourceUrl to use as
+// originalSource.
+func (c *Client) Upload(ctx context.Context, t *StagedTarget, data []byte) (string, error) {
+	filename := t.File.Name
+	form, err := newUploadForm(t.params, filename, data)
 	if err != nil {
 		return "", fmt.Errorf("stage upload %s: build form: %w", filename, err)
 	}
 	var lastErr error
 	for attempt := 1; attempt <= c.opts.MaxAttempts; attempt++ {
-		lastErr = c.postUpload(ctx, t.URL, form)
+		lastErr = c.postUpload(ctx, t.url, form)
 		if lastErr == nil {
-			return t.ResourceURL, nil
+			return t.resourceURL, nil
 		}
 		if !IsRetryable(lastErr) || ctx.Err() != nil {
 			break

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"bytes"
+	"path"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -77,8 +78,8 @@ func filesNamed(h *harness, productID, part string) int {
 }
 
 // A product's images that are all back from Remove The Background when
-// its write-back starts are written back together: each uploaded, then
-// one file creation, one gallery read, one attach, one reorder (and as new
+// its write-back starts are written back together: their staged upload
+// targets asked for at once, each uploaded in turn, then one file creation, one gallery read, one attach, one reorder (and as new
 // media one variants read, one relink and one detach of the originals) for
 // all; swapped in place, one read of the originals, one file creation of
 // their kept copies and one swap for all.
@@ -107,7 +108,8 @@ func TestAProductsImagesAreWrittenBackTogether(t *testing.T) {
 				h.waitJobs("all written back", allIn(6, models.JobDone))
 
 				ops := operations(h)
-				tc.want["StagedUploadsCreate"], tc.want["FindFile"] = 6, 0
+				// One staged upload target for each image, asked for at once.
+				tc.want["StagedUploadsCreate"], tc.want["FindFile"] = 1, 0
 				for op, n := range tc.want {
 					if ops[op] != n {
 						t.Errorf("%d %s, want %d (operations %v)", ops[op], op, n, ops)
@@ -183,8 +185,8 @@ func TestAFailedWriteBackOfSeveralImagesIsUndoneAndRetried(t *testing.T) {
 		if n := h.rtb.Submissions()[rtbEmail]; n != 4 {
 			t.Errorf("billed %d, want 4", n)
 		}
-		if ops := operations(h); ops["StagedUploadsCreate"] != 4 || ops["FileCreate"] != 1 {
-			t.Errorf("operations %v: want one upload per image and their files made once", ops)
+		if ops := operations(h); ops["StagedUploadsCreate"] != 1 || ops["FileCreate"] != 1 {
+			t.Errorf("operations %v: want the images uploaded and their files made once", ops)
 		}
 	})
 }
@@ -225,6 +227,34 @@ func TestImagesThatCannotGoTogetherAreWrittenBackOnTheirOwn(t *testing.T) {
 		}
 		if ops := operations(h); ops["ProductGallery"] != 2 || ops["ProductReorderMedia"] != 1 {
 			t.Errorf("operations %v: want the JPEG originals written back together", ops)
+		}
+	})
+}
+
+// The staged upload targets of a product's images are asked for at once,
+// each for the kind of file the lead's is. One that comes back as another
+// kind of file (a PNG original's among JPEGs, added as it came) asks for
+// its own target, and the gallery ends the same.
+func TestAnImageOfAnotherKindIsStagedOnItsOwn(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		h := newHarness(t, db, harnessOptions{writeMode: "add", tune: func(o *imgsync.Options) { o.MaxPerShop = 1 }})
+		np := threeImages(".jpg")
+		np.Images = append(np.Images, shopifytest.NewImage{Filename: "label.png", Data: photo("png", sky), Alt: "Label"})
+		rec, before, release := heldBack(t, h, np)
+		h.store.ResetRequests()
+		release()
+		jobs := h.waitJobs("all written back", allIn(4, models.JobDone))
+		if ops := operations(h); ops["StagedUploadsCreate"] != 2 || ops["FileCreate"] != 1 {
+			t.Errorf("operations %v: want the JPEGs' targets asked for at once, the PNG's on its own, and one file creation", ops)
+		}
+		after := h.store.Product(shopDomain, rec.ID)
+		assertCatalogueGallery(t, h, "add", before, after)
+		for _, j := range jobs {
+			for _, m := range after.Media {
+				if m.ID == j.ResultMediaID && path.Ext(m.Filename) != path.Ext(j.OriginalFilename) {
+					t.Errorf("job %d: %s added as %s", j.ID, j.OriginalFilename, m.Filename)
+				}
+			}
 		}
 	})
 }
