@@ -234,7 +234,7 @@ func (b *batch) onItsOwn(m *member) {
 // members staged. Their targets are asked for first, in one call, for the
 // files expect says their images will likely be; a member whose image is
 // another file after all asks for its own.
-func (b *batch) stageAll(ctx context.Context, product *admin.Product, expect func(*member) (admin.StagedFile, bool), stage func(*member, context.Context, *admin.Product, bool) (string, error)) []*member {
+func (b *batch) stageAll(ctx context.Context, expect func(*member) (admin.StagedFile, bool), stage func(*member) (string, error)) []*member {
 	var files []admin.StagedFile
 	var who []*member
 	for _, m := range b.all {
@@ -253,7 +253,7 @@ func (b *batch) stageAll(ctx context.Context, product *admin.Product, expect fun
 	}
 	var staged []*member
 	for _, m := range b.all {
-		if msg, err := stage(m, ctx, product, m == b.lead()); err != nil {
+		if msg, err := stage(m); err != nil {
 			b.fail(ctx, m, err, msg)
 		} else if m.src != "" {
 			staged = append(staged, m)
@@ -304,7 +304,8 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 
 	// Each processed image is staged, then one fileCreate makes them all
 	// files.
-	live := createTogether(ctx, w.c, b.stageAll(ctx, product, b.asLead, (*member).stage), fail, processedFile)
+	staged := b.stageAll(ctx, b.asLead, func(m *member) (string, error) { return m.stage(ctx, product, m == b.lead()) })
+	live := createTogether(ctx, w.c, staged, fail, processedFile)
 	if len(live) == 0 || ctx.Err() != nil {
 		return b.leadErr
 	}

@@ -42,7 +42,8 @@ func (w *writer) replaceInPlaceTogether(ctx context.Context, product *admin.Prod
 
 	// Each processed image is staged, then one fileCreate keeps a copy of
 	// each original.
-	kept := createTogether(ctx, w.c, b.stageAll(ctx, product, inPlaceFile(product), (*member).stageInPlace), fail, keptCopy)
+	staged := b.stageAll(ctx, inPlaceFile(product), func(m *member) (string, error) { return m.stageInPlace(ctx, product, m == b.lead()) })
+	kept := createTogether(ctx, w.c, staged, fail, keptCopy)
 	if len(kept) == 0 || ctx.Err() != nil {
 		return b.leadErr
 	}
