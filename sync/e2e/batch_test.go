@@ -13,6 +13,7 @@ import (
 
 	"rtbshopify/models"
 	"rtbshopify/models/modelstest"
+	"rtbshopify/shopify/admin"
 	"rtbshopify/shopify/shopifytest"
 	imgsync "rtbshopify/sync"
 )
@@ -360,8 +361,9 @@ func TestALostAnswerIsNotAFailure(t *testing.T) {
 func TestALostSwapOfSeveralImagesIsFinished(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		h := newHarness(t, db, harnessOptions{tune: func(o *imgsync.Options) { o.MaxPerShop = 1 },
-			// Processing outlasts the client's resend, which finds the files busy.
-			store: func(o *shopifytest.Options) { o.MediaProcessingDelay = 600 * time.Millisecond }})
+			// Processing far outlasts the client's resend, which finds the files busy.
+			store: func(o *shopifytest.Options) { o.MediaProcessingDelay = 500 * time.Millisecond },
+			admin: func(o *admin.Options) { o.BaseDelay = 20 * time.Millisecond }})
 		rec, before, release := heldBack(t, h, pointsProduct("lost", 4))
 		h.store.LoseNextAnswer("FileUpdate", 1)
 		release()
