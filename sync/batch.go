@@ -230,11 +230,11 @@ func (b *batch) onItsOwn(m *member) {
 }
 
 // stageAll uploads each member's processed image to staged storage in
-// turn with stage (one image's bytes in memory at once) and returns the
-// members staged. Their targets are asked for first, in one call, for the
+// turn (one image's bytes in memory at once; inPlace as stage) and returns
+// the members staged. Their targets are asked for first, in one call, for the
 // files expect says their images will likely be; a member whose image is
 // another file after all asks for its own.
-func (b *batch) stageAll(ctx context.Context, expect func(*member) (admin.StagedFile, bool), stage func(*member) (string, error)) []*member {
+func (b *batch) stageAll(ctx context.Context, product *admin.Product, inPlace bool, expect func(*member) (admin.StagedFile, bool)) []*member {
 	var files []admin.StagedFile
 	var who []*member
 	for _, m := range b.all {
@@ -253,7 +253,7 @@ func (b *batch) stageAll(ctx context.Context, expect func(*member) (admin.Staged
 	}
 	var staged []*member
 	for _, m := range b.all {
-		if msg, err := stage(m); err != nil {
+		if msg, err := m.stage(ctx, product, m == b.lead(), inPlace); err != nil {
 			b.fail(ctx, m, err, msg)
 		} else if m.src != "" {
 			staged = append(staged, m)
@@ -304,7 +304,7 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 
 	// Each processed image is staged, then one fileCreate makes them all
 	// files.
-	staged := b.stageAll(ctx, b.asLead, func(m *member) (string, error) { return m.stage(ctx, product, m == b.lead()) })
+	staged := b.stageAll(ctx, product, false, b.asLead)
 	live := createTogether(ctx, w.c, staged, fail, processedFile)
 	if len(live) == 0 || ctx.Err() != nil {
 		return b.leadErr
@@ -383,14 +383,16 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 
 // stage uploads the member's processed image to Shopify's staged
 // storage: the lead's as it was planned; another's downloaded, and fitted
-// to its original in replace mode. A member whose original is gone is
-// left to its own write-back; one whose image fits in place is handed
-// back, to be swapped with the product's others that fit theirs. A
-// failure comes with the merchant's message, if any.
-func (m *member) stage(ctx context.Context, product *admin.Product, isLead bool) (string, error) {
+// to its original in replace mode. inPlace is the batch's path: swapped in
+// place, or added or put in as new media. A member whose original is gone
+// (or, to be swapped, takes other bytes now) is left to its own
+// write-back; one whose image belongs to the other path is handed back,
+// to go with the product's images of that path. A failure comes with the
+// merchant's message, if any.
+func (m *member) stage(ctx context.Context, product *admin.Product, isLead, inPlace bool) (string, error) {
 	w, p := m.w, m.w.p
 	j := w.l.job
-	if m.orig, _ = findMedia(product, j.MediaID); m.orig == nil {
+	if m.orig, _ = findMedia(product, j.MediaID); m.orig == nil || inPlace && m.orig.Status != "READY" {
 		m.alone = true
 		return "", nil
 	}
@@ -403,13 +405,19 @@ func (m *member) stage(ctx context.Context, product *admin.Product, isLead bool)
 		defer func() { img.Release(); w.img = nil }()
 		if j.WriteMode == ModeAdd {
 			w.up = delivered(img, "added after the original")
-		} else if w.up = w.planFor(m.orig, nil); w.up.inPlace {
+		} else if w.up = w.planFor(m.orig, nil); w.up.inPlace != inPlace {
 			return "", nil
 		}
 	}
 	// Members are first write-backs: nothing to look up (createTogether
-	// looks each name up should the files' creation fail).
-	if _, err := w.startUpload(ctx, w.up.why+" (written back together with the product's other images)"); err != nil {
+	// looks each name up should the files' creation fail). A swap records
+	// its plan only, as a swap alone does; an upload of a new file is
+	// marked first.
+	if inPlace {
+		if err := w.l.update(ctx, map[string]any{}, w.up.why+" (swapped together with the product's other images)"); err != nil {
+			return "", err
+		}
+	} else if _, err := w.startUpload(ctx, w.up.why+" (written back together with the product's other images)"); err != nil {
 		return "", err
 	}
 	return "", m.upload(ctx)

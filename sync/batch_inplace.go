@@ -42,7 +42,7 @@ func (w *writer) replaceInPlaceTogether(ctx context.Context, product *admin.Prod
 
 	// Each processed image is staged, then one fileCreate keeps a copy of
 	// each original.
-	staged := b.stageAll(ctx, inPlaceFile(product), func(m *member) (string, error) { return m.stageInPlace(ctx, product, m == b.lead()) })
+	staged := b.stageAll(ctx, product, true, inPlaceFile(product))
 	kept := createTogether(ctx, w.c, staged, fail, keptCopy)
 	if len(kept) == 0 || ctx.Err() != nil {
 		return b.leadErr
@@ -97,37 +97,6 @@ func (w *writer) replaceInPlaceTogether(ctx context.Context, product *admin.Prod
 func keptCopy(m *member) aFile {
 	j := m.w.l.job
 	return aFile{originalName(j, extOf(m.orig.Filename)), m.orig.URL, "original_file_id", "original kept in Files"}
-}
-
-// stageInPlace uploads the member's processed image, fitted to its
-// original, to Shopify's staged storage: the lead's as it was planned,
-// another's downloaded first. A member whose original is gone or takes
-// other bytes now is left to its own write-back; one whose image does not
-// fit in place is handed back, to go with the product's images that take
-// the new-media path. A failure comes with the merchant's message, if
-// any.
-func (m *member) stageInPlace(ctx context.Context, product *admin.Product, isLead bool) (string, error) {
-	w, p := m.w, m.w.p
-	j := w.l.job
-	if m.orig, _ = findMedia(product, j.MediaID); m.orig == nil || m.orig.Status != "READY" {
-		m.alone = true
-		return "", nil
-	}
-	if !isLead {
-		img, msg, err := p.processedImage(ctx, w.c, j)
-		if err != nil {
-			return msg, err
-		}
-		w.img = img
-		defer func() { img.Release(); w.img = nil }()
-		if w.up = w.planFor(m.orig, nil); !w.up.inPlace {
-			return "", nil
-		}
-	}
-	if err := w.l.update(ctx, map[string]any{}, w.up.why+" (swapped together with the product's other images)"); err != nil {
-		return "", err
-	}
-	return "", m.upload(ctx)
 }
 
 // inPlaceFile expects the member's image to be its original's kind of

@@ -215,12 +215,7 @@ func (w *writer) dropHeld(ctx context.Context, product *admin.Product) error {
 // name or URL: it reads the alt texts and statuses only. More names other
 // media whose details are read too.
 func jobGallery(ctx context.Context, c *admin.Client, j *models.ImageJob, more ...string) (*admin.Product, error) {
-	ids := []string{j.MediaID}
-	for _, id := range append([]string{j.ResultMediaID, j.ReviewFileID}, more...) {
-		if id != "" && !slices.Contains(ids, id) {
-			ids = append(ids, id)
-		}
-	}
+	ids := distinctIDs(append([]string{j.MediaID, j.ResultMediaID, j.ReviewFileID}, more...))
 	if j.WriteMode == ModeAdd {
 		return c.GalleryOrder(ctx, j.ProductID, ids...)
 	}
@@ -232,13 +227,19 @@ func jobGallery(ctx context.Context, c *admin.Client, j *models.ImageJob, more .
 // details, and more media named. Unlike jobGallery it does not read the
 // gallery's order, so its cost does not grow with the product's size.
 func jobMedia(ctx context.Context, c *admin.Client, j *models.ImageJob, more ...string) (*admin.Product, error) {
-	ids := []string{j.MediaID}
-	for _, id := range append([]string{j.ReviewFileID}, more...) {
-		if id != "" && !slices.Contains(ids, id) {
-			ids = append(ids, id)
+	ids := distinctIDs(append([]string{j.MediaID, j.ReviewFileID}, more...))
+	return c.ProductMediaByID(ctx, j.ProductID, ids...)
+}
+
+// distinctIDs is ids without the empty ones and repeats, in order.
+func distinctIDs(ids []string) []string {
+	var out []string
+	for _, id := range ids {
+		if id != "" && !slices.Contains(out, id) {
+			out = append(out, id)
 		}
 	}
-	return c.ProductMediaByID(ctx, j.ProductID, ids...)
+	return out
 }
 
 var errMediaFailed = errors.New("shopify could not process the uploaded image")
