@@ -209,4 +209,7 @@ type ProductLock struct {
 	ProductID string `gorm:"primaryKey"`
 	Owner     string
 	UntilMs   int64
+	// PendingJob is Shopify's reorder job of the product's media that the
+	// lock's holder started and waits for, "" when none.
+	PendingJob string
 }

@@ -364,7 +364,7 @@ func (w *writer) writeBackTogether(ctx context.Context, product *admin.Product, 
 		withVariants.Variants = variants
 		product = &withVariants
 	}
-	if err := w.c.ReorderMedia(ctx, product.ID, togetherMoves(product, next, add)); err != nil {
+	if err := w.reorder(ctx, product.ID, togetherMoves(product, next, add)); err != nil {
 		b.failAll(ctx, ready, err)
 		return b.leadErr
 	}

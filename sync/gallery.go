@@ -287,7 +287,42 @@ func (w *writer) moveTo(ctx context.Context, product *admin.Product, id string, 
 	if pos >= len(product.Media) {
 		pos = len(product.Media) - 1
 	}
-	return w.c.ReorderMedia(ctx, product.ID, []admin.Move{{ID: id, NewPosition: pos}})
+	return w.reorder(ctx, product.ID, []admin.Move{{ID: id, NewPosition: pos}})
+}
+
+// reorder makes the moves and waits for Shopify's reorder job, noted on
+// the product's lock meanwhile: the moves are positions in the gallery as
+// it is, so a worker that takes the lock over (this one's lease looked run
+// out) waits for them to apply before it reads the gallery and plans its
+// own.
+func (w *writer) reorder(ctx context.Context, productID string, moves []admin.Move) error {
+	job, err := w.c.StartReorderMedia(ctx, productID, moves)
+	if err != nil || job == "" {
+		return err
+	}
+	if err := w.p.notePending(ctx, w.l, job); err != nil {
+		return err
+	}
+	w.l.pendingJob = job
+	if err := w.c.WaitJob(ctx, job); err != nil {
+		return fmt.Errorf("reorder media of %s: %w", productID, err)
+	}
+	w.l.pendingJob = ""
+	return w.p.notePending(ctx, w.l, "")
+}
+
+// awaitPending waits for a reorder the product lock's last holder left on
+// its way, before the gallery is read. A job Shopify no longer knows is
+// done.
+func (p *Pipeline) awaitPending(ctx context.Context, l *lease, c *admin.Client) error {
+	if l.pendingJob == "" {
+		return nil
+	}
+	if err := c.WaitJob(ctx, l.pendingJob); err != nil && !errors.Is(err, admin.ErrNotFound) {
+		return fmt.Errorf("wait for the product's earlier reorder: %w", err)
+	}
+	l.pendingJob = ""
+	return p.notePending(ctx, l, "")
 }
 
 // variantsOn lists the variants linked to a media now.

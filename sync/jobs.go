@@ -34,6 +34,10 @@ type lease struct {
 	along atomic.Pointer[[]uint64]
 	// taken: this lease's job was taken along by another's write-back.
 	taken bool
+	// pendingJob is a reorder of the product's media that the product
+	// lock's last holder started and may not have seen done: its moves
+	// apply once it is, and the gallery is read after.
+	pendingJob string
 }
 
 // update writes fields of the leased job, and a job event when the state

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"rtbshopify/models"
@@ -25,13 +26,47 @@ func (p *Pipeline) lockProduct(ctx context.Context, l *lease) (bool, error) {
 	res := p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).
 		Where("shop_id = ? AND product_id = ? AND (owner = ? OR until_ms < ?)", l.job.ShopID, l.job.ProductID, l.token, ms(now)).
 		Updates(map[string]any{"owner": l.token, "until_ms": until})
-	return res.RowsAffected == 1, res.Error
+	if res.Error != nil || res.RowsAffected != 1 {
+		return false, res.Error
+	}
+	// Taken over: its last holder may have left a reorder on its way.
+	var pending []string
+	err = p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).
+		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token).
+		Pluck("pending_job", &pending).Error
+	if len(pending) == 1 {
+		l.pendingJob = pending[0]
+	}
+	return err == nil, err
 }
 
-func (p *Pipeline) unlockProduct(ctx context.Context, l *lease) {
-	p.o.DB.WithContext(context.WithoutCancel(ctx)).
+// notePending records on the product's lock the reorder job its holder
+// waits for ("" once it is done), for a worker that takes the lock over.
+// It is ErrLeaseLost when the lock is another worker's now.
+func (p *Pipeline) notePending(ctx context.Context, l *lease, job string) error {
+	res := p.o.DB.WithContext(context.WithoutCancel(ctx)).Model(&models.ProductLock{}).
 		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token).
-		Delete(&models.ProductLock{})
+		Update("pending_job", job)
+	if res.Error != nil {
+		return fmt.Errorf("note the reorder of product %s: %w", l.job.ProductID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// unlockProduct lets the product's lock go. One with a reorder noted that
+// was not seen done stays, run out, so the next worker on the product
+// waits for that reorder first.
+func (p *Pipeline) unlockProduct(ctx context.Context, l *lease) {
+	db := p.o.DB.WithContext(context.WithoutCancel(ctx)).
+		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token)
+	if l.pendingJob != "" {
+		db.Model(&models.ProductLock{}).Update("until_ms", 0)
+		return
+	}
+	db.Delete(&models.ProductLock{})
 }
 
 // withProduct runs fn holding the product's lock; when another worker

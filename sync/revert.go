@@ -132,6 +132,9 @@ func (p *Pipeline) revert(ctx context.Context, l *lease) error {
 		return p.fail(ctx, l, err, "Could not read the shop.")
 	}
 	c := p.o.Admin(shop.Domain)
+	if err := p.awaitPending(ctx, l, c); err != nil {
+		return p.revertFailed(ctx, l, err)
+	}
 	product, err := c.Product(ctx, j.ProductID)
 	if errors.Is(err, admin.ErrNotFound) {
 		return l.release(ctx, map[string]any{"step": "", "error": "The product was deleted; there is nothing to revert."}, nil, "revert: product gone")

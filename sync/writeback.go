@@ -62,6 +62,9 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 		}
 	}
 	c := p.o.Admin(shop.Domain)
+	if err := p.awaitPending(ctx, l, c); err != nil {
+		return p.fail(ctx, l, err, "Could not read the product from Shopify.")
+	}
 	var img *rtb.Image
 	// An approved image swapped in place already needs no bytes: only their
 	// processing is awaited, and the held copy they came from may be gone.
@@ -454,9 +457,13 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 			return err
 		}
 	} else if orig != nil {
-		// Right after the original, it takes the original's place once
-		// that is detached: it needs no move.
-		if next := orig.Position + 1; next >= len(product.Media) || product.Media[next].ID != newID {
+		// Right before or right after the original, it takes the
+		// original's place once that is detached: it needs no move. An
+		// earlier attempt may have moved it before the original already:
+		// moved again by its position as read, it would land one place too
+		// far should that attempt's worker, still running after its lease
+		// looked run out, detach the original meanwhile.
+		if !besideEachOther(product, orig.Position, newID) {
 			if err := w.moveTo(ctx, product, newID, orig.Position); err != nil {
 				return err
 			}
@@ -486,6 +493,17 @@ func (w *writer) replaceWithNew(ctx context.Context, product *admin.Product) err
 		return err
 	}
 	return w.finish(ctx, newID, w.resultURL, "processed image replaced the original")
+}
+
+// besideEachOther reports whether media id is right before or right after
+// position pos of the product's gallery.
+func besideEachOther(product *admin.Product, pos int, id string) bool {
+	for _, at := range []int{pos - 1, pos + 1} {
+		if at >= 0 && at < len(product.Media) && product.Media[at].ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // makeRoom detaches the original first when the product holds Shopify's

@@ -21,8 +21,23 @@ type VariantMedia struct {
 
 // ReorderMedia moves media and waits until Shopify's asynchronous reorder job is done.
 func (c *Client) ReorderMedia(ctx context.Context, productID string, moves []Move) error {
+	job, err := c.StartReorderMedia(ctx, productID, moves)
+	if err != nil || job == "" {
+		return err
+	}
+	if err := c.WaitJob(ctx, job); err != nil {
+		return fmt.Errorf("reorder media of %s: %w", productID, err)
+	}
+	return nil
+}
+
+// StartReorderMedia asks Shopify to move media and returns the id of its
+// asynchronous reorder job, or "" when there is nothing to wait for (no
+// moves, or the job was done at once). Until the job is done the gallery
+// reads as before the moves.
+func (c *Client) StartReorderMedia(ctx context.Context, productID string, moves []Move) (string, error) {
 	if len(moves) == 0 {
-		return nil
+		return "", nil
 	}
 	in := make([]map[string]any, len(moves))
 	for i, m := range moves {
@@ -39,22 +54,21 @@ func (c *Client) ReorderMedia(ctx context.Context, productID string, moves []Mov
 		} `json:"productReorderMedia"`
 	}
 	if err := c.do(ctx, "ProductReorderMedia", docProductReorderMedia, map[string]any{"id": productID, "moves": in}, &out); err != nil {
-		return fmt.Errorf("reorder media of %s: %w", productID, err)
+		return "", fmt.Errorf("reorder media of %s: %w", productID, err)
 	}
 	r := out.ProductReorderMedia
 	if err := userErrorsToError(r.MediaUserErrors); err != nil {
-		return fmt.Errorf("reorder media of %s: %w", productID, err)
+		return "", fmt.Errorf("reorder media of %s: %w", productID, err)
 	}
 	if r.Job == nil || r.Job.Done {
-		return nil
+		return "", nil
 	}
-	if err := c.waitJob(ctx, r.Job.ID); err != nil {
-		return fmt.Errorf("reorder media of %s: %w", productID, err)
-	}
-	return nil
+	return r.Job.ID, nil
 }
 
-func (c *Client) waitJob(ctx context.Context, jobID string) error {
+// WaitJob waits until Shopify's asynchronous job jobID is done. A job
+// Shopify does not know is ErrNotFound.
+func (c *Client) WaitJob(ctx context.Context, jobID string) error {
 	// The mutation answered a moment ago that the job is not done.
 	return c.poll(ctx, 0, c.opts.PollInterval, func() (bool, error) {
 		var out struct {

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -186,6 +187,30 @@ func TestReorderAndVariantLinks(t *testing.T) {
 	}
 	if v := s.Product(testShop, rec.ID).Variants[2]; len(v.MediaIDs) != 1 || v.MediaIDs[0] != rec.MediaIDs[2] {
 		t.Fatalf("variant L = %+v", v)
+	}
+}
+
+// Shopify runs a reorder job whether or not anyone polls it: a worker that
+// started one and died leaves moves that still apply, later.
+func TestAReorderNobodyPollsIsDoneByItself(t *testing.T) {
+	s := newStore(t, Options{JobDelay: 100 * time.Millisecond})
+	tok := s.IssueAccessToken(testShop, 0)
+	rec := sampleProduct(t, s)
+	waitReady(t, s, rec.ID)
+	r := gql(t, s, tok, `mutation($id: ID!, $m: [MoveInput!]!) { productReorderMedia(id: $id, moves: $m) { job { id done } mediaUserErrors { code } } }`,
+		map[string]any{"id": rec.ID, "m": []any{map[string]any{"id": rec.MediaIDs[2], "newPosition": "0"}}})
+	if dig(r.Data, "productReorderMedia", "job", "done") != false {
+		t.Fatalf("the reorder was done at once: %s", r.Raw)
+	}
+	if got := s.Product(testShop, rec.ID).Media[0].ID; got != rec.MediaIDs[0] {
+		t.Fatalf("the gallery changed before the job was done: first media %s", got)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Product(testShop, rec.ID).Media[0].ID != rec.MediaIDs[2] {
+		if time.Now().After(deadline) {
+			t.Fatal("a reorder nobody polled was never done")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -51,6 +51,25 @@ type job struct {
 	done  bool
 }
 
+// finish completes the job, once; the store's lock is held.
+func (j *job) finish() {
+	if !j.done {
+		j.apply()
+		j.done = true
+	}
+}
+
+// addJob keeps a new job, to be polled, and completes it after JobDelay
+// if nobody has by then.
+func (s *Store) addJob(sh *shopState, j *job) {
+	sh.jobs[j.id] = j
+	time.AfterFunc(s.opts.JobDelay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		j.finish()
+	})
+}
+
 type stagedObject struct {
 	filename, mime string
 	data           []byte

@@ -442,7 +442,7 @@ func mutProductReorderMedia(e *exec, _ any, args map[string]any) (any, error) {
 		}
 		p.updatedAt = e.s.opts.Now()
 	}
-	e.sh.jobs[j.id] = j
+	e.s.addJob(e.sh, j)
 	return obj{"ProductReorderMediaPayload", fields{"job": obj{"Job", j}, "mediaUserErrors": []obj{}}}, nil
 }
 

@@ -101,7 +101,7 @@ func queryNode(e *exec, _ any, args map[string]any) (any, error) {
 }
 
 // queryJob reports a job not done on its first poll and completes it (applying its effect) on
-// the next, so clients must really poll.
+// the next, so clients must really poll; one nobody polls completes after JobDelay.
 func queryJob(e *exec, _ any, args map[string]any) (any, error) {
 	id, _ := argStr(args, "id")
 	j := e.sh.jobs[id]
@@ -109,9 +109,8 @@ func queryJob(e *exec, _ any, args map[string]any) (any, error) {
 		return nil, nil
 	}
 	j.polls++
-	if !j.done && j.polls >= 2 {
-		j.apply()
-		j.done = true
+	if j.polls >= 2 {
+		j.finish()
 	}
 	return obj{"Job", j}, nil
 }

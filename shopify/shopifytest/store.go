@@ -29,6 +29,10 @@ type Options struct {
 	// MediaProcessingDelay is how long new media takes to become READY (UPLOADED for the first
 	// half, PROCESSING for the second); default 50 ms.
 	MediaProcessingDelay time.Duration
+	// JobDelay is when an asynchronous job (a media reorder) is done by itself, polled or not,
+	// as Shopify runs it whoever waits for it; a client that polls sees it done on its second
+	// poll if that comes first. Default 1 s.
+	JobDelay time.Duration
 	// RetryAfter is sent with injected 429 answers; default 1 s. Sent as decimal seconds.
 	RetryAfter time.Duration
 	// WebhookRetries and WebhookRetryInterval drive SendWebhook; defaults 8 and 50 ms (Shopify
@@ -119,6 +123,9 @@ func New(opts Options) *Store {
 	}
 	if opts.MediaProcessingDelay <= 0 {
 		opts.MediaProcessingDelay = 50 * time.Millisecond
+	}
+	if opts.JobDelay <= 0 {
+		opts.JobDelay = time.Second
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = time.Second
