@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -48,11 +49,33 @@ func (l *lease) update(ctx context.Context, fields map[string]any, msg string) e
 
 // updateIf is update when the row also meets cond (SQL, "" for none);
 // ErrLeaseLost then also means the row did not meet it.
+//
+// A write the database chose as a deadlock's victim (or that waited too
+// long for a lock) was rolled back whole: it is made again, a few times.
+// Left unwritten, it could leave the job where nothing takes it up: one
+// marked retrying after a refused submission, say, whose release with its
+// next try's time is lost, waits for nobody.
 func (l *lease) updateIf(ctx context.Context, cond string, fields map[string]any, msg string) error {
-	return l.p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return l.updateTxIf(ctx, tx, cond, fields, msg)
-	})
+	for try := 1; ; try++ {
+		was := *l.job
+		err := l.p.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			return l.updateTxIf(ctx, tx, cond, fields, msg)
+		})
+		if err == nil || !models.IsContention(err) || try == contentionTries {
+			return err
+		}
+		*l.job = was // as the rollback left the row
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(try*(10+mrand.IntN(20))) * time.Millisecond):
+		}
+	}
 }
+
+// contentionTries bounds the tries of a lease's write that loses a race
+// for locks.
+const contentionTries = 4
 
 func (l *lease) updateTx(ctx context.Context, tx *gorm.DB, fields map[string]any, msg string) error {
 	return l.updateTxIf(ctx, tx, "", fields, msg)

@@ -47,11 +47,10 @@ func (p *Pipeline) notSubmitted(ctx context.Context, l *lease, err error) error 
 		unpaid["state"] = models.JobQueued
 		return l.release(wctx, unpaid, ptr(ms(p.now())), "stopped before the submission left; queued again")
 	}
-	unpaid["state"] = models.JobRetrying
-	if uerr := l.update(wctx, unpaid, ""); uerr != nil {
-		return uerr
-	}
-	return p.fail(ctx, l, err, submitFailureMessage(err))
+	// Retried or failed with the budget given back, in one write: the
+	// worker may be stopping, and the job must not be left marked unpaid
+	// but not yet due again.
+	return p.failWith(wctx, l, err, submitFailureMessage(err), unpaid)
 }
 
 // writeAfterStop bounds the database writes that record a submission's

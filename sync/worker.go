@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	mrand "math/rand/v2"
 	"time"
@@ -255,6 +256,12 @@ var errNotReadyYet = errors.New("not ready yet")
 // until MaxAttempts, anything else (or the last attempt) fails the job
 // with a message a merchant can act on.
 func (p *Pipeline) fail(ctx context.Context, l *lease, err error, merchantMsg string) error {
+	return p.failWith(ctx, l, err, merchantMsg, nil)
+}
+
+// failWith is fail that writes also's fields with the outcome, in the same
+// write, so the job is never left with one and not the other.
+func (p *Pipeline) failWith(ctx context.Context, l *lease, err error, merchantMsg string, also map[string]any) error {
 	if errors.Is(err, ErrLeaseLost) || ctx.Err() != nil {
 		return err
 	}
@@ -269,11 +276,17 @@ func (p *Pipeline) fail(ctx context.Context, l *lease, err error, merchantMsg st
 			state = l.job.State
 		}
 		msg := fmt.Sprintf("attempt %d failed, next try at %s: %v", attempts, next.Format(time.RFC3339), err)
-		return l.release(ctx, map[string]any{"state": state, "attempts": attempts, "error": merchantMsg + " We will try again automatically."}, ptr(ms(next)), msg)
+		return l.release(ctx, with(also, map[string]any{"state": state, "attempts": attempts, "error": merchantMsg + " We will try again automatically."}), ptr(ms(next)), msg)
 	}
 	reason := merchantMsg
 	if retryable(err) {
 		reason += fmt.Sprintf(" We gave up after %d attempts; use Retry to try again.", attempts)
 	}
-	return l.release(ctx, map[string]any{"state": models.JobFailed, "attempts": attempts, "error": reason}, nil, err.Error())
+	return l.release(ctx, with(also, map[string]any{"state": models.JobFailed, "attempts": attempts, "error": reason}), nil, err.Error())
+}
+
+// with is fields with also's added.
+func with(also, fields map[string]any) map[string]any {
+	maps.Copy(fields, also)
+	return fields
 }
