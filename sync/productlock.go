@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"rtbshopify/models"
+	"rtbshopify/shopify/admin"
 )
 
 // lockProduct takes the product's lock for the lease's worker, or reports
@@ -54,6 +55,32 @@ func (p *Pipeline) notePending(ctx context.Context, l *lease, job string) error 
 		return ErrLeaseLost
 	}
 	return nil
+}
+
+// holdProduct confirms that the product's lock is still the lease's
+// worker's, and pushes it a full lease ahead, before each change the
+// worker makes to the product at Shopify. A worker whose lock was taken
+// over (its lease looked run out: it stalled, or a clock jumped) gets
+// ErrLeaseLost and changes nothing more, so the worker that took over
+// never has the gallery moved under it.
+func (p *Pipeline) holdProduct(ctx context.Context, l *lease) error {
+	res := p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).
+		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token).
+		Update("until_ms", ms(p.now().Add(p.o.Lease)))
+	if res.Error != nil {
+		return fmt.Errorf("confirm the lock of product %s: %w", l.job.ProductID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// productClient is the shop's Admin API client for a worker holding the
+// product's lock: each of its mutations is sent only while the lock is
+// still the worker's.
+func (p *Pipeline) productClient(domain string, l *lease) *admin.Client {
+	return p.o.Admin(domain).Guarded(func(ctx context.Context) error { return p.holdProduct(ctx, l) })
 }
 
 // unlockProduct lets the product's lock go. One with a reorder noted that

@@ -131,7 +131,7 @@ func (p *Pipeline) revert(ctx context.Context, l *lease) error {
 	if err != nil {
 		return p.fail(ctx, l, err, "Could not read the shop.")
 	}
-	c := p.o.Admin(shop.Domain)
+	c := p.productClient(shop.Domain, l)
 	if err := p.awaitPending(ctx, l, c); err != nil {
 		return p.revertFailed(ctx, l, err)
 	}

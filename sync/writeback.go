@@ -61,7 +61,7 @@ func (p *Pipeline) writeBack(ctx context.Context, l *lease) error {
 			return err
 		}
 	}
-	c := p.o.Admin(shop.Domain)
+	c := p.productClient(shop.Domain, l)
 	if err := p.awaitPending(ctx, l, c); err != nil {
 		return p.fail(ctx, l, err, "Could not read the product from Shopify.")
 	}

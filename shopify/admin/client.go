@@ -64,7 +64,14 @@ type Client struct {
 	log      *slog.Logger
 	budget   *Budget
 	monitor  *Monitor
+	stats    *counters
+	// guard, when set, is asked before each attempt of a mutation; its
+	// error stops the call (see Guarded).
+	guard func(context.Context) error
+}
 
+// counters are a Client's Stats, shared with the clients Guarded returns.
+type counters struct {
 	calls, throttled, retries, httpErrors atomic.Int64
 	waitedNanos                           atomic.Int64
 }
@@ -106,6 +113,7 @@ func New(opts Options) *Client {
 		log:      opts.Logger,
 		budget:   opts.Budget,
 		monitor:  opts.Monitor,
+		stats:    &counters{},
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Timeout: 30 * time.Second}
@@ -127,10 +135,22 @@ func (c *Client) Shop() string { return c.opts.Shop }
 
 // Stats returns the counters so far.
 func (c *Client) Stats() Stats {
+	st := c.stats
 	return Stats{
-		Calls: c.calls.Load(), Throttled: c.throttled.Load(), Retries: c.retries.Load(),
-		HTTPErrors: c.httpErrors.Load(), BudgetWait: time.Duration(c.waitedNanos.Load()),
+		Calls: st.calls.Load(), Throttled: st.throttled.Load(), Retries: st.retries.Load(),
+		HTTPErrors: st.httpErrors.Load(), BudgetWait: time.Duration(st.waitedNanos.Load()),
 	}
+}
+
+// Guarded returns a client like c (the same shop, budget and counters)
+// that asks guard before each attempt of a mutation and, when guard
+// fails, sends nothing and returns its error. A worker passes the check
+// that the work is still its own: one that lost it must not change the
+// shop any more.
+func (c *Client) Guarded(guard func(context.Context) error) *Client {
+	g := *c
+	g.guard = guard
+	return &g
 }
 
 type gqlRequest struct {
@@ -168,7 +188,12 @@ func (c *Client) do(ctx context.Context, op, doc string, vars map[string]any, ou
 	var lastErr error
 	for attempt := 1; attempt <= c.opts.MaxAttempts; attempt++ {
 		if attempt > 1 {
-			c.retries.Add(1)
+			c.stats.retries.Add(1)
+		}
+		if c.guard != nil && strings.HasPrefix(doc, "mutation") {
+			if err := c.guard(ctx); err != nil {
+				return fmt.Errorf("shopify %s not sent: %w", op, err)
+			}
 		}
 		retryAfter, err := c.attempt(ctx, op, doc, vars, out)
 		if err == nil {
@@ -207,7 +232,7 @@ func (c *Client) backoff(attempt int) time.Duration {
 // said so (Retry-After, or the bucket's refill time after THROTTLED).
 func (c *Client) attempt(ctx context.Context, op, doc string, vars map[string]any, out any) (time.Duration, error) {
 	reserved, waited, err := c.budget.reserve(ctx, op)
-	c.waitedNanos.Add(int64(waited))
+	c.stats.waitedNanos.Add(int64(waited))
 	if err != nil {
 		return 0, fmt.Errorf("shopify %s: wait for cost budget: %w", op, err)
 	}
@@ -231,7 +256,7 @@ func (c *Client) attempt(ctx context.Context, op, doc string, vars map[string]an
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("X-Shopify-Access-Token", token)
 
-	c.calls.Add(1)
+	c.stats.calls.Add(1)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		// net/http errors carry the URL, never headers, so the token cannot leak here.
@@ -245,9 +270,9 @@ func (c *Client) attempt(ctx context.Context, op, doc string, vars map[string]an
 	c.observe(ctx, op, resp.Header)
 	retryAfter := parseRetryAfter(resp.Header.Get("Retry-After"))
 	if resp.StatusCode != http.StatusOK {
-		c.httpErrors.Add(1)
+		c.stats.httpErrors.Add(1)
 		if resp.StatusCode == http.StatusTooManyRequests {
-			c.throttled.Add(1)
+			c.stats.throttled.Add(1)
 			return retryAfter, &ThrottledError{Operation: op, RetryAfter: retryAfter, HTTP429: true}
 		}
 		if resp.StatusCode == http.StatusForbidden {
@@ -264,7 +289,7 @@ func (c *Client) attempt(ctx context.Context, op, doc string, vars map[string]an
 		ge := &GraphQLError{Operation: op}
 		for _, e := range errs {
 			if e.Extensions.Code == "THROTTLED" {
-				c.throttled.Add(1)
+				c.stats.throttled.Add(1)
 				c.budget.release(op, 0, cost) // learn the bucket now so waitFor is accurate
 				if retryAfter <= 0 {
 					// Refill time plus up to as much again of jitter: other callers of the shop

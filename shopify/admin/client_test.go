@@ -470,3 +470,46 @@ func TestProductPagesThroughManyMediaAndVariants(t *testing.T) {
 		t.Fatalf("last variant = %+v", v)
 	}
 }
+
+// A guarded client asks its guard before every mutation and sends nothing
+// the guard refuses; reads go through, and the counters are the client's.
+func TestAGuardedClientSendsNoMutationItsGuardRefuses(t *testing.T) {
+	f := setup(t, shopifytest.Options{})
+	rec := f.product(t)
+	lost := errors.New("the work is another worker's now")
+	var asked int
+	refuse := false
+	g := f.client.Guarded(func(context.Context) error {
+		asked++
+		if refuse {
+			return lost
+		}
+		return nil
+	})
+	if err := g.ReorderMedia(ctx(t), rec.ID, []admin.Move{{ID: rec.MediaIDs[1], NewPosition: 0}}); err != nil {
+		t.Fatal(err)
+	}
+	if asked != 1 {
+		t.Fatalf("the guard was asked %d times for one mutation and its job's polls, want 1", asked)
+	}
+	refuse = true
+	f.store.ResetRequests()
+	err := g.ReorderMedia(ctx(t), rec.ID, []admin.Move{{ID: rec.MediaIDs[0], NewPosition: 0}})
+	if !errors.Is(err, lost) {
+		t.Fatalf("a refused mutation returned %v, want the guard's error", err)
+	}
+	if _, err := g.Product(ctx(t), rec.ID); err != nil {
+		t.Fatalf("a read through the guarded client: %v", err)
+	}
+	for _, r := range f.store.Requests() {
+		if r.Operation == "ProductReorderMedia" {
+			t.Fatal("the refused mutation reached the store")
+		}
+	}
+	if got := f.store.Product(shop, rec.ID).Media[0].ID; got != rec.MediaIDs[1] {
+		t.Fatalf("first media %s, want %s (moved by the allowed reorder only)", got, rec.MediaIDs[1])
+	}
+	if f.client.Stats().Calls != g.Stats().Calls {
+		t.Fatalf("the guarded client counts %d calls, the client %d: want the same counters", g.Stats().Calls, f.client.Stats().Calls)
+	}
+}

@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"rtbshopify/models/modelstest"
 	"rtbshopify/shopify/admin"
 	"rtbshopify/shopify/shopifytest"
+	imgsync "rtbshopify/sync"
 )
 
 // Shopify reorders a product's media in an asynchronous job, and the
@@ -45,3 +47,51 @@ func TestATakenOverProductLockWaitsForTheReorderLeftOnItsWay(t *testing.T) {
 		}
 	})
 }
+
+// A worker's product lock is taken over in the middle of its write-back
+// (its lease looked run out). Its next change to the product is not sent,
+// nor any after it: the worker that took over never has the gallery
+// changed under it. Once the lock is free the job resumes and finishes,
+// its image in its original's place.
+func TestAWorkerWhoseProductLockIsTakenOverChangesNothingMore(t *testing.T) {
+	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
+		var stolenAt atomic.Pointer[time.Time]
+		// Once the first processed file is recorded, before it is attached,
+		// another worker takes the product's lock over.
+		must(t, db.Callback().Update().Before("gorm:update").Register("test:take-over", func(tx *gorm.DB) {
+			fields, ok := tx.Statement.Dest.(map[string]any)
+			if !ok || tx.Statement.Table != "image_jobs" || fields["result_media_id"] == nil || fields["result_media_id"] == "" || stolenAt.Load() != nil {
+				return
+			}
+			now := time.Now()
+			stolenAt.Store(&now)
+			must(t, tx.Session(&gorm.Session{NewDB: true}).Exec("UPDATE product_locks SET owner = ?, until_ms = ?", "other",
+				now.Add(time.Hour).UnixMilli()).Error)
+		}))
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.Lease = 2 * time.Second }})
+		np := pointsProduct("taken", 3)
+		rec := h.createProduct(np)
+		before := waitReady(t, h, rec.ID)
+		h.webhook("products/create", rec.ID)
+		deadline := time.Now().Add(20 * time.Second)
+		for stolenAt.Load() == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("no processed file was recorded")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(500 * time.Millisecond)
+		for _, r := range h.store.Requests() {
+			if r.Time.After(*stolenAt.Load()) && mutations[r.Operation] {
+				t.Errorf("%s sent at %s, after the lock was taken over at %s", r.Operation, r.Time.Format("15:04:05.000"), stolenAt.Load().Format("15:04:05.000"))
+			}
+		}
+		must(t, h.db.Where("owner = ?", "other").Delete(&models.ProductLock{}).Error)
+		h.waitJobs("all written back", allIn(3, models.JobDone))
+		assertCatalogueGallery(t, h, "replace", before, h.store.Product(shopDomain, rec.ID))
+	})
+}
+
+// mutations are the Admin API operations that change the shop.
+var mutations = map[string]bool{"StagedUploadsCreate": true, "FileCreate": true, "FileUpdate": true, "FileDelete": true,
+	"ProductReorderMedia": true, "ProductVariantAppendMedia": true, "ProductVariantDetachMedia": true}
