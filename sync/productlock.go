@@ -10,9 +10,10 @@ import (
 )
 
 // lockProduct takes the product's lock for the lease's worker, or reports
-// that another worker holds it. An expired lock (its worker died) is taken
-// over. The lock is a row, not a transaction, so nothing is held open
-// while Shopify is called.
+// that another worker holds it. An expired lock (its worker died, or
+// stalled) is taken over, with the reorder its last holder noted, to be
+// waited for before the gallery is read. The lock is a row, not a
+// transaction, so nothing is held open while Shopify is called.
 func (p *Pipeline) lockProduct(ctx context.Context, l *lease) (bool, error) {
 	now := p.now()
 	until := ms(now.Add(p.o.Lease))
