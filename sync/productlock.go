@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,7 +45,7 @@ func (p *Pipeline) lockProduct(ctx context.Context, l *lease) (bool, error) {
 
 // notePending records on the product's lock the reorder job its holder
 // waits for ("" once it is done), for a worker that takes the lock over.
-// It is ErrLeaseLost when the lock is another worker's now.
+// It is errLockTaken when the lock is another worker's now.
 func (p *Pipeline) notePending(ctx context.Context, l *lease, job string) error {
 	res := p.o.DB.WithContext(context.WithoutCancel(ctx)).Model(&models.ProductLock{}).
 		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token).
@@ -53,16 +54,21 @@ func (p *Pipeline) notePending(ctx context.Context, l *lease, job string) error 
 		return fmt.Errorf("note the reorder of product %s: %w", l.job.ProductID, res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return ErrLeaseLost
+		return errLockTaken
 	}
 	return nil
 }
+
+// errLockTaken: the product's lock was taken over while this worker held
+// it (its lease looked run out). The worker stops changing the product, as
+// for a lost lease, but its job's lease may still be its own.
+var errLockTaken = fmt.Errorf("the product's lock was taken over: %w", ErrLeaseLost)
 
 // holdProduct confirms that the product's lock is still the lease's
 // worker's, and pushes it a full lease ahead, before each change the
 // worker makes to the product at Shopify. A worker whose lock was taken
 // over (its lease looked run out: it stalled, or a clock jumped) gets
-// ErrLeaseLost and changes nothing more, so the worker that took over
+// errLockTaken and changes nothing more, so the worker that took over
 // never has the gallery moved under it.
 func (p *Pipeline) holdProduct(ctx context.Context, l *lease) error {
 	res := p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).
@@ -72,7 +78,7 @@ func (p *Pipeline) holdProduct(ctx context.Context, l *lease) error {
 		return fmt.Errorf("confirm the lock of product %s: %w", l.job.ProductID, res.Error)
 	}
 	if res.RowsAffected == 0 {
-		return ErrLeaseLost
+		return errLockTaken
 	}
 	return nil
 }
@@ -113,5 +119,27 @@ func (p *Pipeline) withProduct(ctx context.Context, l *lease, fn func() error) e
 		return l.release(ctx, map[string]any{}, ptr(ms(p.now().Add(p.o.Idle+250*time.Millisecond))), "")
 	}
 	defer p.unlockProduct(ctx, l)
-	return fn()
+	err = fn()
+	if errors.Is(err, errLockTaken) {
+		// The jobs are left to come back shortly, as for a busy product,
+		// rather than when their leases run out.
+		p.letGo(ctx, l, ms(p.now().Add(p.o.Idle+250*time.Millisecond)))
+		return nil
+	}
+	return err
+}
+
+// letGo releases the lease's job and those taken along under its token
+// that it still holds, due at runAt, untouched otherwise.
+func (p *Pipeline) letGo(ctx context.Context, l *lease, runAt int64) {
+	ids := []uint64{l.job.ID}
+	if along := l.along.Load(); along != nil {
+		ids = append(ids, *along...)
+	}
+	err := p.o.DB.WithContext(context.WithoutCancel(ctx)).Model(&models.ImageJob{}).
+		Where("id IN ? AND lease_owner = ?", ids, l.token).
+		Updates(map[string]any{"lease_owner": nil, "lease_until": nil, "run_at": runAt, "updated_at": p.now()}).Error
+	if err != nil {
+		p.log.Warn("let go of jobs whose product's lock was taken over; their leases run out instead", "job", l.job.ID, "err", err)
+	}
 }

@@ -51,8 +51,9 @@ func TestATakenOverProductLockWaitsForTheReorderLeftOnItsWay(t *testing.T) {
 // A worker's product lock is taken over in the middle of its write-back
 // (its lease looked run out). Its next change to the product is not sent,
 // nor any after it: the worker that took over never has the gallery
-// changed under it. Once the lock is free the job resumes and finishes,
-// its image in its original's place.
+// changed under it. The worker lets its jobs go at once (their leases,
+// an hour here, would otherwise keep them), and once the lock is free they
+// resume and finish, each image in its original's place.
 func TestAWorkerWhoseProductLockIsTakenOverChangesNothingMore(t *testing.T) {
 	modelstest.Each(t, func(t *testing.T, db *gorm.DB) {
 		var stolenAt atomic.Pointer[time.Time]
@@ -68,7 +69,7 @@ func TestAWorkerWhoseProductLockIsTakenOverChangesNothingMore(t *testing.T) {
 			must(t, tx.Session(&gorm.Session{NewDB: true}).Exec("UPDATE product_locks SET owner = ?, until_ms = ?", "other",
 				now.Add(time.Hour).UnixMilli()).Error)
 		}))
-		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.Lease = 2 * time.Second }})
+		h := newHarness(t, db, harnessOptions{template: transparentTemplate(), tune: func(o *imgsync.Options) { o.Lease = time.Hour }})
 		np := pointsProduct("taken", 3)
 		rec := h.createProduct(np)
 		before := waitReady(t, h, rec.ID)
