@@ -308,7 +308,7 @@ func (w *writer) reorder(ctx context.Context, productID string, moves []admin.Mo
 		return fmt.Errorf("reorder media of %s: %w", productID, err)
 	}
 	w.l.pendingJob = ""
-	return w.p.notePending(ctx, w.l, "")
+	return nil
 }
 
 // awaitPending waits for a reorder the product lock's last holder left on
@@ -322,7 +322,7 @@ func (p *Pipeline) awaitPending(ctx context.Context, l *lease, c *admin.Client) 
 		return fmt.Errorf("wait for the product's earlier reorder: %w", err)
 	}
 	l.pendingJob = ""
-	return p.notePending(ctx, l, "")
+	return nil
 }
 
 // variantsOn lists the variants linked to a media now.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
+
 	"rtbshopify/models"
 	"rtbshopify/shopify/admin"
 )
@@ -34,9 +36,7 @@ func (p *Pipeline) lockProduct(ctx context.Context, l *lease) (bool, error) {
 	}
 	// Taken over: its last holder may have left a reorder on its way.
 	var pending []string
-	err = p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).
-		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token).
-		Pluck("pending_job", &pending).Error
+	err = p.ownLock(ctx, l).Pluck("pending_job", &pending).Error
 	if len(pending) == 1 {
 		l.pendingJob = pending[0]
 	}
@@ -44,14 +44,26 @@ func (p *Pipeline) lockProduct(ctx context.Context, l *lease) (bool, error) {
 }
 
 // notePending records on the product's lock the reorder job its holder
-// waits for ("" once it is done), for a worker that takes the lock over.
-// It is errLockTaken when the lock is another worker's now.
+// waits for, for a worker that takes the lock over. It is errLockTaken
+// when the lock is another worker's now. The note is never cleared: the
+// lock's row goes when it is let go, and a job noted that is done already
+// costs whoever takes the lock one look.
 func (p *Pipeline) notePending(ctx context.Context, l *lease, job string) error {
-	res := p.o.DB.WithContext(context.WithoutCancel(ctx)).Model(&models.ProductLock{}).
-		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token).
-		Update("pending_job", job)
+	return p.setOwnLock(context.WithoutCancel(ctx), l, "note the reorder of", "pending_job", job)
+}
+
+// ownLock selects the product's lock when it is still the lease's worker's.
+func (p *Pipeline) ownLock(ctx context.Context, l *lease) *gorm.DB {
+	return p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).
+		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token)
+}
+
+// setOwnLock sets one column of the product's lock while it is still the
+// lease's worker's, and is errLockTaken when it is not.
+func (p *Pipeline) setOwnLock(ctx context.Context, l *lease, what, column string, value any) error {
+	res := p.ownLock(ctx, l).Update(column, value)
 	if res.Error != nil {
-		return fmt.Errorf("note the reorder of product %s: %w", l.job.ProductID, res.Error)
+		return fmt.Errorf("%s product %s: %w", what, l.job.ProductID, res.Error)
 	}
 	if res.RowsAffected == 0 {
 		return errLockTaken
@@ -71,16 +83,7 @@ var errLockTaken = fmt.Errorf("the product's lock was taken over: %w", ErrLeaseL
 // errLockTaken and changes nothing more, so the worker that took over
 // never has the gallery moved under it.
 func (p *Pipeline) holdProduct(ctx context.Context, l *lease) error {
-	res := p.o.DB.WithContext(ctx).Model(&models.ProductLock{}).
-		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token).
-		Update("until_ms", ms(p.now().Add(p.o.Lease)))
-	if res.Error != nil {
-		return fmt.Errorf("confirm the lock of product %s: %w", l.job.ProductID, res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return errLockTaken
-	}
-	return nil
+	return p.setOwnLock(ctx, l, "confirm the lock of", "until_ms", ms(p.now().Add(p.o.Lease)))
 }
 
 // productClient is the shop's Admin API client for a worker holding the
@@ -94,13 +97,12 @@ func (p *Pipeline) productClient(domain string, l *lease) *admin.Client {
 // was not seen done stays, run out, so the next worker on the product
 // waits for that reorder first.
 func (p *Pipeline) unlockProduct(ctx context.Context, l *lease) {
-	db := p.o.DB.WithContext(context.WithoutCancel(ctx)).
-		Where("shop_id = ? AND product_id = ? AND owner = ?", l.job.ShopID, l.job.ProductID, l.token)
+	lock := p.ownLock(context.WithoutCancel(ctx), l)
 	if l.pendingJob != "" {
-		db.Model(&models.ProductLock{}).Update("until_ms", 0)
+		lock.Update("until_ms", 0)
 		return
 	}
-	db.Delete(&models.ProductLock{})
+	lock.Delete(&models.ProductLock{})
 }
 
 // withProduct runs fn holding the product's lock; when another worker

@@ -60,7 +60,8 @@ func (j *job) finish() {
 }
 
 // addJob keeps a new job, to be polled, and completes it after JobDelay
-// if nobody has by then.
+// if nobody has by then: Shopify runs its asynchronous jobs whether or not
+// anyone polls them (see Options.JobDelay).
 func (s *Store) addJob(sh *shopState, j *job) {
 	sh.jobs[j.id] = j
 	time.AfterFunc(s.opts.JobDelay, func() {

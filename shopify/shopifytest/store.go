@@ -29,9 +29,12 @@ type Options struct {
 	// MediaProcessingDelay is how long new media takes to become READY (UPLOADED for the first
 	// half, PROCESSING for the second); default 50 ms.
 	MediaProcessingDelay time.Duration
-	// JobDelay is when an asynchronous job (a media reorder) is done by itself, polled or not,
-	// as Shopify runs it whoever waits for it; a client that polls sees it done on its second
-	// poll if that comes first. Default 1 s.
+	// JobDelay is when an asynchronous job (a media reorder) is done by itself, polled or not;
+	// a client that polls sees it done on its second poll if that comes first. Default 1 s.
+	// Shopify's productReorderMedia reference: the operation "processes asynchronously" and
+	// returns a Job "to track the reordering progress. Poll the job status to determine when
+	// the operation completes" — polling observes the job, it does not run it, so a job whose
+	// client went away still reorders the gallery, later.
 	JobDelay time.Duration
 	// RetryAfter is sent with injected 429 answers; default 1 s. Sent as decimal seconds.
 	RetryAfter time.Duration
