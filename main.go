@@ -158,6 +158,10 @@ func openDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (*go
 	return db, nil
 }
 
+// clockSync is how often the pipeline reads the database's clock, which
+// every replica then follows for leases, locks and due times.
+const clockSync = 10 * time.Second
+
 // shutdownBudget is how long serve's ordered shutdown may take after
 // SIGTERM; deployments give the process longer than this before SIGKILL.
 const shutdownBudget = 10 * time.Second
@@ -251,7 +255,7 @@ func buildApp(cfg config.Config, db *gorm.DB, log *slog.Logger, devTokens func(s
 		DB: db, Log: log, Sealer: sealer, Signer: signer, RTB: rtbClient,
 		Fetcher: rtb.NewDownloader(cfg.AllowPrivateDownloads),
 		Shopify: func(enq shopify.Enqueuer) *shopify.App { return shopify.New(cfg, db, sealer, enq, log) },
-		Pipeline: imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers, MaxPerShop: cfg.ShopConcurrency, Schedule: imgsync.Schedule{
+		Pipeline: imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers, MaxPerShop: cfg.ShopConcurrency, ClockSync: clockSync, Schedule: imgsync.Schedule{
 			Reconcile:    "@every " + cfg.ReconcileInterval.String(),
 			PollInterval: cfg.RTBPollInterval,
 		}},

@@ -82,6 +82,10 @@ type Options struct {
 	// once, while others of its product are still on their way, so that
 	// they are written back together (0: 2 s; negative: no wait).
 	Gather time.Duration
+	// ClockSync is how often the pipeline reads the database's clock, whose
+	// time it then keeps, so that every replica judges leases, product locks
+	// and due times by one clock (see clock.go). 0: never; Now alone.
+	ClockSync time.Duration
 }
 
 // Pipeline runs image jobs.
@@ -96,6 +100,7 @@ type Pipeline struct {
 	// inboxWake wakes the webhook fan-out.
 	inboxWake chan struct{}
 	stop      context.CancelFunc
+	stopClock context.CancelFunc // ends clockLoop: Stop ends it first, while workers finish their steps
 	wg        gosync.WaitGroup
 	cron      *cronRunner
 	nodeID    string
@@ -103,6 +108,9 @@ type Pipeline struct {
 	draining atomic.Bool // set by Stop: finish the current job, take no new one
 
 	promotedAt atomic.Int64 // unix ns of the last look for jobs that came due
+	// clockOffset is the database's clock less Now, in ns, as last read;
+	// clockReported the offset last logged.
+	clockOffset, clockReported atomic.Int64
 	// jobs hands claimed jobs to idle workers; idle counts them, freed
 	// wakes the dispatcher when one becomes idle.
 	jobs  chan *lease
@@ -149,8 +157,6 @@ func New(o Options) *Pipeline {
 		jobs: make(chan *lease), freed: make(chan struct{}, 1)}
 }
 
-func (p *Pipeline) now() time.Time { return p.o.Now().UTC() }
-
 // Notify wakes an idle worker: there may be work due now.
 func (p *Pipeline) Notify() {
 	select {
@@ -164,6 +170,17 @@ func (p *Pipeline) Notify() {
 func (p *Pipeline) Start(ctx context.Context) {
 	p.draining.Store(false)
 	ctx, p.stop = context.WithCancel(context.WithoutCancel(ctx))
+	if p.o.ClockSync > 0 {
+		// Read once before any claim, then every ClockSync.
+		p.syncClock(ctx)
+		var clockCtx context.Context
+		clockCtx, p.stopClock = context.WithCancel(ctx)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.clockLoop(clockCtx)
+		}()
+	}
 	for i := range p.o.Workers {
 		p.wg.Add(1)
 		go func() {
@@ -208,6 +225,10 @@ func (p *Pipeline) Stop(ctx context.Context) {
 	// Workers stop taking jobs at once, while the cron finishes its run.
 	// The loops waiting for work are woken to see it now, not after Idle.
 	p.draining.Store(true)
+	if p.stopClock != nil {
+		// The clock keeps its last offset while the workers finish.
+		p.stopClock()
+	}
 	p.Notify()
 	p.NotifyInbox()
 	p.notifyBackfill()
