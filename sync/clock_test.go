@@ -34,7 +34,7 @@ func TestAReplicaWhoseClockJumpedTakesNoLiveLease(t *testing.T) {
 		var logs bytes.Buffer
 		jumped.log = slog.New(slog.NewTextHandler(&logs, nil))
 		jumped.syncClock(ctx)
-		if d := jumped.now().Sub(time.Now()); d < -time.Second || d > time.Second {
+		if d := time.Until(jumped.now()); d < -time.Second || d > time.Second {
 			t.Fatalf("after reading the database's clock the jumped replica's clock is %s off", d)
 		}
 		if !strings.Contains(logs.String(), "clock is off the database's") || !strings.Contains(logs.String(), "offset=-2h0m0") {
@@ -72,13 +72,13 @@ func TestStartReadsTheDatabaseClockFirst(t *testing.T) {
 		p.o.Now = func() time.Time { return time.Now().Add(time.Duration(jump.Load())) }
 		p.Start(context.Background())
 		defer p.Stop(context.Background())
-		if d := p.now().Sub(time.Now()); d < -time.Second || d > time.Second {
+		if d := time.Until(p.now()); d < -time.Second || d > time.Second {
 			t.Fatalf("right after Start the pipeline's clock is %s off the database's", d)
 		}
 		jump.Store(int64(-40 * time.Minute))
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			d := p.now().Sub(time.Now())
+			d := time.Until(p.now())
 			if d > -time.Second && d < time.Second {
 				break
 			}
