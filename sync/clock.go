@@ -12,40 +12,51 @@ import (
 // each replica's own clock, a replica whose clock jumps (or drifts) ahead
 // sees every live lease run out and takes products from workers still on
 // them, and one behind leaves a dead worker's jobs waiting. So, with
-// ClockSync set, the pipeline reads the database's clock every ClockSync
-// and keeps its own clock's offset to it: every replica then judges by the
-// same clock, and a jump is undone at the next reading.
+// ClockSync set, the pipeline reads the database's clock at Start and every
+// ClockSync, and in between advances the last reading by this process's
+// monotonic clock, which a change of the system's wall clock does not move.
+// Every replica then judges by the same clock, and a jump of a replica's
+// wall clock changes nothing.
 
 // maxClockRoundTrip discards a reading that took longer: half the round
 // trip is the reading's error.
 const maxClockRoundTrip = 250 * time.Millisecond
 
-// now is the pipeline's clock: Now, moved by the offset to the database's
-// clock last read (none without ClockSync).
-func (p *Pipeline) now() time.Time {
-	return p.o.Now().Add(time.Duration(p.clockOffset.Load())).UTC()
+// clockReading is the database's clock as read at one instant of the
+// monotonic clock.
+type clockReading struct {
+	db   time.Time // the database's clock at mono
+	mono time.Time // from time.Now: carries the monotonic reading
 }
 
-// syncClock reads the database's clock and keeps Now's offset to it. A
-// reading that fails or takes too long changes nothing.
+// now is the pipeline's clock: the database's clock as last read,
+// advanced by the monotonic clock since; Now without ClockSync.
+func (p *Pipeline) now() time.Time {
+	if r := p.clock.Load(); r != nil {
+		return r.db.Add(time.Since(r.mono)).UTC()
+	}
+	return p.o.Now().UTC()
+}
+
+// syncClock reads the database's clock. A reading that fails or takes too
+// long changes nothing. Now's offset to the database's clock is logged
+// when it reaches a second, and again when it changes by one.
 func (p *Pipeline) syncClock(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	sent := p.o.Now()
+	sent := time.Now()
 	db, err := models.DBNow(ctx, p.o.DB)
-	back := p.o.Now()
+	back := time.Now()
 	if err != nil {
 		p.log.Warn("read the database's clock", "err", err)
 		return
 	}
 	trip := back.Sub(sent)
-	if trip < 0 || trip > maxClockRoundTrip {
-		return // slow, or Now moved meanwhile: the next reading will do
+	if trip > maxClockRoundTrip {
+		return // the next reading will do
 	}
-	off := db.Sub(sent.Add(trip / 2))
-	p.clockOffset.Store(int64(off))
-	// An offset is reported once when it appears, grows or shrinks by a
-	// second or more, not at every reading.
+	p.clock.Store(&clockReading{db: db, mono: sent.Add(trip / 2)})
+	off := db.Add(trip / 2).Sub(p.o.Now())
 	if d := off - time.Duration(p.clockReported.Load()); d >= time.Second || d <= -time.Second {
 		p.clockReported.Store(int64(off))
 		p.log.Warn("this replica's clock is off the database's: leases, product locks and due times follow the database's clock",

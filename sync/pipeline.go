@@ -82,9 +82,10 @@ type Options struct {
 	// once, while others of its product are still on their way, so that
 	// they are written back together (0: 2 s; negative: no wait).
 	Gather time.Duration
-	// ClockSync is how often the pipeline reads the database's clock, whose
-	// time it then keeps, so that every replica judges leases, product locks
-	// and due times by one clock (see clock.go). 0: never; Now alone.
+	// ClockSync is how often the pipeline reads the database's clock, which
+	// it then keeps (advanced by the monotonic clock; Now is not used), so
+	// that every replica judges leases, product locks and due times by one
+	// clock (see clock.go). 0: never; the clock is Now.
 	ClockSync time.Duration
 }
 
@@ -108,9 +109,10 @@ type Pipeline struct {
 	draining atomic.Bool // set by Stop: finish the current job, take no new one
 
 	promotedAt atomic.Int64 // unix ns of the last look for jobs that came due
-	// clockOffset is the database's clock less Now, in ns, as last read;
-	// clockReported the offset last logged.
-	clockOffset, clockReported atomic.Int64
+	// clock is the database's clock as last read (nil: none read, or no
+	// ClockSync); clockReported the offset of Now to it last logged, in ns.
+	clock         atomic.Pointer[clockReading]
+	clockReported atomic.Int64
 	// jobs hands claimed jobs to idle workers; idle counts them, freed
 	// wakes the dispatcher when one becomes idle.
 	jobs  chan *lease
