@@ -6,8 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -134,6 +136,12 @@ func TestServeEndToEnd(t *testing.T) {
 				if !strings.Contains(string(metrics), want) {
 					t.Errorf("/metrics lacks %q", want)
 				}
+			}
+			// The database runs here: the replica's clock is the database's.
+			if m := regexp.MustCompile(`(?m)^rtbshopify_clock_offset_seconds (\S+)$`).FindSubmatch(metrics); m == nil {
+				t.Error("/metrics lacks rtbshopify_clock_offset_seconds")
+			} else if off, err := strconv.ParseFloat(string(m[1]), 64); err != nil || math.Abs(off) > 1 {
+				t.Errorf("rtbshopify_clock_offset_seconds is %s (%v), want under a second", m[1], err)
 			}
 			resp, err = http.Get(base + "/no-such-route")
 			if err != nil {

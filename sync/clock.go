@@ -38,6 +38,16 @@ func (p *Pipeline) now() time.Time {
 	return p.o.Now().UTC()
 }
 
+// ClockOffset is how far Now (this replica's wall clock) is ahead of the
+// database's clock (negative: behind), as last read; false before the
+// first reading, and without ClockSync.
+func (p *Pipeline) ClockOffset() (time.Duration, bool) {
+	if p.clock.Load() == nil {
+		return 0, false
+	}
+	return time.Duration(p.clockOffset.Load()), true
+}
+
 // syncClock reads the database's clock. A reading that fails or takes too
 // long changes nothing. Now's offset to the database's clock is logged
 // when it reaches a second, and again when it changes by one.
@@ -55,12 +65,13 @@ func (p *Pipeline) syncClock(ctx context.Context) {
 	if trip > maxClockRoundTrip {
 		return // the next reading will do
 	}
+	off := p.o.Now().Sub(db.Add(trip / 2))
+	p.clockOffset.Store(int64(off))
 	p.clock.Store(&clockReading{db: db, mono: sent.Add(trip / 2)})
-	off := db.Add(trip / 2).Sub(p.o.Now())
 	if d := off - time.Duration(p.clockReported.Load()); d >= time.Second || d <= -time.Second {
 		p.clockReported.Store(int64(off))
 		p.log.Warn("this replica's clock is off the database's: leases, product locks and due times follow the database's clock",
-			"offset", off.Round(time.Millisecond).String())
+			"ahead_by", off.Round(time.Millisecond).String())
 	}
 }
 

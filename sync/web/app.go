@@ -76,6 +76,9 @@ func Build(p Parts) (*App, error) {
 
 	reg := NewRegistry(p.DB, p.Log)
 	RegisterAdminMetrics(reg, monitor)
+	if opts.ClockSync > 0 {
+		registerClockMetric(reg, pipeline)
+	}
 	srv := NewServer(ServerOptions{DB: p.DB, Log: p.Log, Registry: reg})
 	shop.Register(srv)
 	if p.Pages != nil {

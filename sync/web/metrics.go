@@ -15,6 +15,7 @@ import (
 
 	"rtbshopify/models"
 	"rtbshopify/shopify/admin"
+	imgsync "rtbshopify/sync"
 )
 
 type httpMetrics struct {
@@ -54,6 +55,18 @@ func NewRegistry(db *gorm.DB, log *slog.Logger) *prometheus.Registry {
 		"rtbshopify_image_jobs", "Image jobs by state.", []string{"state"}, nil)})
 	reg.MustRegister(newReconcileCollector(db, log))
 	return reg
+}
+
+// registerClockMetric exports how far this replica's clock is ahead of
+// the database's, which the pipeline follows instead (0 until it is read).
+func registerClockMetric(reg *prometheus.Registry, p *imgsync.Pipeline) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "rtbshopify_clock_offset_seconds",
+		Help: "How far this replica's clock is ahead of the database's (negative: behind), as last read; leases, product locks and due times follow the database's clock.",
+	}, func() float64 {
+		off, _ := p.ClockOffset()
+		return off.Seconds()
+	}))
 }
 
 type jobsCollector struct {
