@@ -169,9 +169,14 @@ func buildApp(t testing.TB, cfg config.Config, db *gorm.DB, log *slog.Logger, tu
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers}
+	// The pipeline follows the database's clock, as serve's does (read
+	// more often here), unless the test runs it on a clock of its own.
+	opts := imgsync.Options{AppURL: cfg.AppURL, Workers: cfg.Workers, ClockSync: time.Second}
 	if tune != nil {
 		tune(&opts)
+	}
+	if opts.Now != nil {
+		opts.ClockSync = 0
 	}
 	app, err := web.Build(web.Parts{
 		DB: db, Log: log, Sealer: sealer, Signer: signer, RTB: rtbClient,
