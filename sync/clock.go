@@ -63,7 +63,11 @@ func (p *Pipeline) syncClock(ctx context.Context) {
 	}
 	trip := back.Sub(sent)
 	if trip > maxClockRoundTrip {
-		return // the next reading will do
+		// The next reading will do; until one does, the clock is Now.
+		if p.clock.Load() == nil {
+			p.log.Warn("the database's clock is not read yet: the reading took too long", "round_trip", trip.String())
+		}
+		return
 	}
 	off := p.o.Now().Sub(db.Add(trip / 2))
 	p.clockOffset.Store(int64(off))
