@@ -229,7 +229,7 @@ func (p *Pipeline) Stop(ctx context.Context) {
 	// The loops waiting for work are woken to see it now, not after Idle.
 	p.draining.Store(true)
 	if p.stopClock != nil {
-		// The clock keeps its last offset while the workers finish.
+		// The clock keeps its last reading while the workers finish.
 		p.stopClock()
 	}
 	p.Notify()
