@@ -25,8 +25,9 @@ const maxClockRoundTrip = 250 * time.Millisecond
 // clockReading is the database's clock as read at one instant of the
 // monotonic clock.
 type clockReading struct {
-	db   time.Time // the database's clock at mono
-	mono time.Time // from time.Now: carries the monotonic reading
+	db    time.Time     // the database's clock at mono
+	mono  time.Time     // from time.Now: carries the monotonic reading
+	ahead time.Duration // how far Now was ahead of the database's clock then
 }
 
 // now is the pipeline's clock: the database's clock as last read,
@@ -42,10 +43,11 @@ func (p *Pipeline) now() time.Time {
 // database's clock (negative: behind), as last read; false before the
 // first reading, and without ClockSync.
 func (p *Pipeline) ClockOffset() (time.Duration, bool) {
-	if p.clock.Load() == nil {
+	r := p.clock.Load()
+	if r == nil {
 		return 0, false
 	}
-	return time.Duration(p.clockOffset.Load()), true
+	return r.ahead, true
 }
 
 // syncClock reads the database's clock. A reading that fails or takes too
@@ -70,8 +72,7 @@ func (p *Pipeline) syncClock(ctx context.Context) {
 		return
 	}
 	off := p.o.Now().Sub(db.Add(trip / 2))
-	p.clockOffset.Store(int64(off))
-	p.clock.Store(&clockReading{db: db, mono: sent.Add(trip / 2)})
+	p.clock.Store(&clockReading{db: db, mono: sent.Add(trip / 2), ahead: off})
 	if d := off - time.Duration(p.clockReported.Load()); d >= time.Second || d <= -time.Second {
 		p.clockReported.Store(int64(off))
 		p.log.Warn("this replica's clock is off the database's: leases, product locks and due times follow the database's clock",

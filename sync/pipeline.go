@@ -110,10 +110,9 @@ type Pipeline struct {
 
 	promotedAt atomic.Int64 // unix ns of the last look for jobs that came due
 	// clock is the database's clock as last read (nil: none read, or no
-	// ClockSync); clockOffset how far Now was ahead of it then, and
-	// clockReported the offset last logged, in ns.
-	clock                      atomic.Pointer[clockReading]
-	clockOffset, clockReported atomic.Int64
+	// ClockSync); clockReported the offset last logged, in ns.
+	clock         atomic.Pointer[clockReading]
+	clockReported atomic.Int64
 	// jobs hands claimed jobs to idle workers; idle counts them, freed
 	// wakes the dispatcher when one becomes idle.
 	jobs  chan *lease

@@ -117,15 +117,17 @@ func (p *Pipeline) withProduct(ctx context.Context, l *lease, fn func() error) e
 	if err != nil {
 		return p.fail(ctx, l, err, "Could not coordinate with other workers.")
 	}
+	// A busy product's jobs come back shortly, after the next idle look.
+	shortly := ms(p.now().Add(p.o.Idle + 250*time.Millisecond))
 	if !ok {
-		return l.release(ctx, map[string]any{}, ptr(ms(p.now().Add(p.o.Idle+250*time.Millisecond))), "")
+		return l.release(ctx, map[string]any{}, &shortly, "")
 	}
 	defer p.unlockProduct(ctx, l)
 	err = fn()
 	if errors.Is(err, errLockTaken) {
 		// The jobs are left to come back shortly, as for a busy product,
 		// rather than when their leases run out.
-		p.letGo(ctx, l, ms(p.now().Add(p.o.Idle+250*time.Millisecond)))
+		p.letGo(ctx, l, shortly)
 		return nil
 	}
 	return err

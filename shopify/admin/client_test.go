@@ -242,7 +242,7 @@ func TestAddReorderAndVariantMedia(t *testing.T) {
 	if err := f.client.AttachFile(c, mid, rec.ID, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.client.ReorderMedia(c, rec.ID, []admin.Move{{ID: mid, NewPosition: 0}}); err != nil {
+	if err := reorderMedia(c, f.client, rec.ID, []admin.Move{{ID: mid, NewPosition: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	// A variant holds one media: appending to S (which has front) is refused.
@@ -267,7 +267,7 @@ func TestAddReorderAndVariantMedia(t *testing.T) {
 	if p.Variants[0].MediaIDs[0] != mid || p.Variants[1].MediaIDs[0] != rec.MediaIDs[1] {
 		t.Fatalf("variants = %+v", p.Variants)
 	}
-	err = f.client.ReorderMedia(c, rec.ID, []admin.Move{{ID: "gid://shopify/MediaImage/999999", NewPosition: 0}})
+	err = reorderMedia(c, f.client, rec.ID, []admin.Move{{ID: "gid://shopify/MediaImage/999999", NewPosition: 0}})
 	if !admin.HasCode(err, "MEDIA_DOES_NOT_EXIST") {
 		t.Fatalf("reorder unknown media: %v", err)
 	}
@@ -486,7 +486,7 @@ func TestAGuardedClientSendsNoMutationItsGuardRefuses(t *testing.T) {
 		}
 		return nil
 	})
-	if err := g.ReorderMedia(ctx(t), rec.ID, []admin.Move{{ID: rec.MediaIDs[1], NewPosition: 0}}); err != nil {
+	if err := reorderMedia(ctx(t), g, rec.ID, []admin.Move{{ID: rec.MediaIDs[1], NewPosition: 0}}); err != nil {
 		t.Fatal(err)
 	}
 	if asked != 1 {
@@ -494,7 +494,7 @@ func TestAGuardedClientSendsNoMutationItsGuardRefuses(t *testing.T) {
 	}
 	refuse = true
 	f.store.ResetRequests()
-	err := g.ReorderMedia(ctx(t), rec.ID, []admin.Move{{ID: rec.MediaIDs[0], NewPosition: 0}})
+	err := reorderMedia(ctx(t), g, rec.ID, []admin.Move{{ID: rec.MediaIDs[0], NewPosition: 0}})
 	if !errors.Is(err, lost) {
 		t.Fatalf("a refused mutation returned %v, want the guard's error", err)
 	}
@@ -512,4 +512,14 @@ func TestAGuardedClientSendsNoMutationItsGuardRefuses(t *testing.T) {
 	if f.client.Stats().Calls != g.Stats().Calls {
 		t.Fatalf("the guarded client counts %d calls, the client %d: want the same counters", g.Stats().Calls, f.client.Stats().Calls)
 	}
+}
+
+// reorderMedia moves media and waits for Shopify's reorder job, as the
+// write-back does.
+func reorderMedia(ctx context.Context, c *admin.Client, productID string, moves []admin.Move) error {
+	job, err := c.StartReorderMedia(ctx, productID, moves)
+	if err != nil || job == "" {
+		return err
+	}
+	return c.WaitJob(ctx, job)
 }

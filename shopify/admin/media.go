@@ -19,18 +19,6 @@ type VariantMedia struct {
 	VariantID, MediaID string
 }
 
-// ReorderMedia moves media and waits until Shopify's asynchronous reorder job is done.
-func (c *Client) ReorderMedia(ctx context.Context, productID string, moves []Move) error {
-	job, err := c.StartReorderMedia(ctx, productID, moves)
-	if err != nil || job == "" {
-		return err
-	}
-	if err := c.WaitJob(ctx, job); err != nil {
-		return fmt.Errorf("reorder media of %s: %w", productID, err)
-	}
-	return nil
-}
-
 // StartReorderMedia asks Shopify to move media and returns the id of its
 // asynchronous reorder job, or "" when there is nothing to wait for (no
 // moves, or the job was done at once). Until the job is done the gallery

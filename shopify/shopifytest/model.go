@@ -60,8 +60,10 @@ func (j *job) finish() {
 }
 
 // addJob keeps a new job, to be polled, and completes it after JobDelay
-// if nobody has by then: Shopify runs its asynchronous jobs whether or not
-// anyone polls them (see Options.JobDelay).
+// if nobody has by then. Shopify's productReorderMedia reference says the
+// reorder "processes asynchronously" and that its Job is polled "to
+// determine when the operation completes": polling observes the job, it
+// does not run it (see Options.JobDelay).
 func (s *Store) addJob(sh *shopState, j *job) {
 	sh.jobs[j.id] = j
 	time.AfterFunc(s.opts.JobDelay, func() {
